@@ -1,0 +1,28 @@
+"""Settings of the alert router (`service.alerts`): dedup, rate limits, retry policy of deliveries."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from agent.schema import Duration, opt
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RetryConfig:
+    base: Duration = opt(Duration(1.0), doc="First retry delay; doubles on each failure, with jitter.")
+    cap: Duration = opt(Duration(300.0), doc="Longest delay between two retries.")
+    limit: int = opt(-1, ge=-1, doc="Attempts before an alert is dead-lettered; -1 retries forever.")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AlertsConfig:
+    cooldown: Duration = opt(
+        Duration(600.0), doc="Repeats of one condition within this time update the open alert instead of sending a new one."
+    )
+    resolve_after: Duration = opt(
+        Duration(300.0), doc="A firing alert whose condition has not been seen for this long is resolved."
+    )
+    max_per_minute: int = opt(60, ge=1, doc="Global rate limit of new notifications across all outputs.")
+    max_samples: int = opt(5, ge=0, le=100, doc="Sample raw lines kept as evidence in each alert.")
+    max_templates: int = opt(5, ge=1, le=50, doc="Templates listed as evidence in each alert.")
+    retry: RetryConfig = opt(RetryConfig(), doc="Retry policy for failed deliveries.")

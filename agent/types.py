@@ -1,0 +1,144 @@
+"""The values that flow one way through the pipeline: Record → Window → Score → Alert.
+
+A stage knows its input type and its output type and nothing about its neighbours. Records are mutable
+only until the parse stage has filled in the template; later stages treat every value as read-only.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+
+
+class Severity(enum.Enum):
+    INFO = "info"
+    WARNING = "warning"
+    CRITICAL = "critical"
+
+    @property
+    def rank(self) -> int:
+        return _SEVERITY_RANK[self]
+
+
+_SEVERITY_RANK = {Severity.INFO: 0, Severity.WARNING: 1, Severity.CRITICAL: 2}
+
+
+class AlertStatus(enum.Enum):
+    FIRING = "firing"
+    RESOLVED = "resolved"
+
+
+@dataclass(slots=True)
+class Record:
+    """One log record (a line, or several joined by multiline) and what the parser learned of it.
+
+    `file_id` and `offset` (the byte offset just past this record in its file) travel with the record so
+    that the tail input can commit an offset only after everything up to it was handled durably.
+    """
+
+    tag: str
+    source: str
+    raw: str
+    offset: int = 0
+    file_id: str = ""
+    read_time: float = 0.0
+    time: float | None = None
+    level: str | None = None
+    component: str | None = None
+    message: str = ""
+    fields: dict[str, str] | None = None
+    template_id: int = -1
+    template: str = ""
+    params: tuple[str, ...] = ()
+
+    @property
+    def event_time(self) -> float:
+        """The header's time when it was parsed, else the time the line was read."""
+        return self.time if self.time is not None else self.read_time
+
+
+@dataclass(slots=True)
+class Window:
+    """A group of events scored together: a count window, a time slice, or one session (a block id).
+
+    `events`, `times` and `levels` are parallel lists in arrival order. `samples` keeps a few raw lines
+    per template id so that an alert can show evidence without the window holding every record.
+    """
+
+    stream: str
+    key: str
+    start: float
+    end: float
+    events: list[int] = field(default_factory=list)
+    times: list[float] = field(default_factory=list)
+    levels: list[str] = field(default_factory=list)
+    samples: dict[int, list[str]] = field(default_factory=dict)
+    templates: dict[int, str] = field(default_factory=dict)
+    sources: set[str] = field(default_factory=set)
+
+    def __len__(self) -> int:
+        return len(self.events)
+
+
+@dataclass(slots=True)
+class TemplateEvidence:
+    """One template that drove a score: how often it was seen against how often it is normally seen."""
+
+    template_id: int
+    template: str
+    observed: float
+    expected: float
+    weight: float = 0.0
+
+
+@dataclass(slots=True)
+class Evidence:
+    """Why a detector fired, in terms an operator can read: templates, sample lines, parameters."""
+
+    templates: list[TemplateEvidence] = field(default_factory=list)
+    samples: list[str] = field(default_factory=list)
+    params: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class Score:
+    """A detector's verdict on one window (or one record, for per-record detectors)."""
+
+    detector: str
+    stream: str
+    key: str
+    start: float
+    end: float
+    score: float
+    threshold: float
+    is_anomaly: bool
+    title: str = ""
+    summary: str = ""
+    severity: Severity = Severity.WARNING
+    evidence: Evidence = field(default_factory=Evidence)
+    source: str = ""
+    condition: str = ""
+    """Identifies the condition (not the occurrence): repeats of one condition share a fingerprint."""
+
+
+@dataclass(slots=True)
+class Alert:
+    """What reaches an output: a deduplicated, explained condition with a stable fingerprint."""
+
+    fingerprint: str
+    status: AlertStatus
+    severity: Severity
+    title: str
+    summary: str
+    evidence: Evidence
+    host: str
+    source: str
+    detector: str
+    score: float
+    threshold: float
+    first_seen: float
+    last_seen: float
+    count: int = 1
+    labels: dict[str, str] = field(default_factory=dict)
+    id: str = ""
+    """Idempotency key of this notification (fingerprint + sequence); receivers drop repeats of it."""
