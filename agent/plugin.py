@@ -33,6 +33,8 @@ class PluginContext:
     """Unique id of this instance, `<kind>.<name>.<index>` (e.g. `output.slack.0`); names its state dir."""
     state_dir: Path
     host: str
+    tag: str = ""
+    """For inputs: the routing tag to put on every record (the section's `tag`)."""
     clock: Clock = field(default_factory=SystemClock)
     metrics: Any = None
     """The daemon's `agent.metrics.Metrics` when running; None in offline commands and unit tests."""
