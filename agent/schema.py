@@ -120,7 +120,9 @@ def opt(
     metadata = {"doc": doc, "ge": ge, "le": le, "secret": secret, "example": example}
     if default is MISSING:
         return dataclasses.field(metadata=metadata)
-    if isinstance(default, list | dict | set) or dataclasses.is_dataclass(default):
+    if isinstance(default, list | dict | set) or (
+        dataclasses.is_dataclass(default) and not isinstance(default, Duration | ByteSize)
+    ):
         value = default
         return dataclasses.field(
             default_factory=lambda: _copy_default(value), metadata=metadata
@@ -254,14 +256,14 @@ class Builder:
             }
         if tp is Any:
             return value
-        if dataclasses.is_dataclass(tp) and isinstance(tp, type):
-            return self.build(tp, value, path)
         if tp is Duration or tp is ByteSize:
             try:
                 return tp.parse(value)
             except ValueError as exc:
                 self.error(path, str(exc))
                 return None
+        if dataclasses.is_dataclass(tp) and isinstance(tp, type):
+            return self.build(tp, value, path)
         if isinstance(tp, type) and issubclass(tp, enum.Enum):
             for member in tp:
                 if member.value == value or member.name.lower() == str(value).lower():
@@ -358,7 +360,10 @@ def describe(cls: type[Any], prefix: str = "") -> list[OptionDoc]:
         rows.append(
             OptionDoc(name, _type_name(tp), default, required, f.metadata.get("doc", ""), bool(f.metadata.get("secret")))
         )
-        inner = [a for a in (get_args(tp) or (tp,)) if dataclasses.is_dataclass(a) and isinstance(a, type)]
+        inner = [
+            a for a in (get_args(tp) or (tp,))
+            if dataclasses.is_dataclass(a) and isinstance(a, type) and a not in (Duration, ByteSize)
+        ]
         for sub in inner:
             rows.extend(describe(sub, prefix=name + "."))
     return rows
@@ -369,6 +374,8 @@ def _render_default(value: Any) -> str:
         return "null"
     if isinstance(value, enum.Enum):
         return str(value.value)
+    if isinstance(value, Duration | ByteSize):
+        return str(value)
     if dataclasses.is_dataclass(value):
         return "{…}"
     if isinstance(value, bool):
