@@ -1,22 +1,12 @@
-"""Shared test utilities: waiting on conditions (never on time)."""
+"""Shared fixtures. Helper functions live in `lwtest.py` so test modules can import them."""
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 
 import pytest
 
-
-def wait_for(condition: Callable[[], object], timeout: float = 10.0, what: str = "condition", interval: float = 0.01) -> None:
-    """Poll `condition` until it is truthy; fail naming what never became true."""
-    deadline = time.monotonic() + timeout
-    while True:
-        if condition():
-            return
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(interval)
+from tests.lwtest import wait_for
 
 
 @pytest.fixture
