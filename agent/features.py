@@ -1,0 +1,252 @@
+"""Features: the ONE path from windows to model input, used by training and by the daemon alike.
+
+A `FeatureSpec` is learned once from training windows and stored in the bundle manifest; serving applies
+exactly what training applied (vocabulary, idf, scaler), so there is no train/serve skew to drift into.
+Columns, in order:
+
+- `counts`: one column per template of the training vocabulary plus one "unknown template" column that
+  collects every template id training never saw (Drain keeps minting ids on a live host);
+- `stats`: window length, unique templates, diversity (unique / length), and max / min / std of the
+  per-template counts;
+- `temporal`: mean and std of the gaps between events and burstiness (std - mean) / (std + mean);
+- `levels`: share of ERROR-or-worse and of WARN events.
+
+Count columns may be TF-IDF weighted (idf from training) and every column is standardised with the
+training mean and scale (a constant column gets scale 1, so it stays constant instead of dividing by 0).
+The raw count distribution (min, max, mean, std per count column) is kept too: the novelty score and the
+explanation of an anomalous window are both stated in counts, the unit an operator reads.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from agent.types import Window
+
+GROUPS = ("counts", "stats", "temporal", "levels")
+STATS_NAMES = ("length", "unique", "diversity", "freq_max", "freq_min", "freq_std")
+TEMPORAL_NAMES = ("interval_mean", "interval_std", "burstiness")
+LEVEL_NAMES = ("error_ratio", "warn_ratio")
+ERROR_LEVELS = frozenset({"ERROR", "ERR", "FATAL", "CRITICAL", "CRIT", "SEVERE", "EMERG", "EMERGENCY", "ALERT", "PANIC", "E", "F"})
+WARN_LEVELS = frozenset({"WARN", "WARNING", "W"})
+
+F32 = npt.NDArray[np.float32]
+F64 = npt.NDArray[np.float64]
+
+
+@dataclass(slots=True)
+class FeatureSpec:
+    """What `featurize` needs to turn windows into the exact matrix the model was trained on."""
+
+    vocabulary: dict[int, int]
+    """Template id → count column; the unknown-template column is `len(vocabulary)`."""
+    groups: tuple[str, ...] = ("counts", "stats")
+    tfidf: bool = False
+    idf: list[float] = field(default_factory=list)
+    mean: list[float] = field(default_factory=list)
+    scale: list[float] = field(default_factory=list)
+    count_min: list[float] = field(default_factory=list)
+    count_max: list[float] = field(default_factory=list)
+    count_mean: list[float] = field(default_factory=list)
+    count_std: list[float] = field(default_factory=list)
+
+    @property
+    def n_counts(self) -> int:
+        return len(self.vocabulary) + 1 if "counts" in self.groups else 0
+
+    @property
+    def unknown_column(self) -> int:
+        return len(self.vocabulary)
+
+    @property
+    def names(self) -> list[str]:
+        names: list[str] = []
+        if "counts" in self.groups:
+            ordered = sorted(self.vocabulary.items(), key=lambda kv: kv[1])
+            names += [f"count:{tid}" for tid, _col in ordered] + ["count:unknown"]
+        if "stats" in self.groups:
+            names += [f"stat:{n}" for n in STATS_NAMES]
+        if "temporal" in self.groups:
+            names += [f"temporal:{n}" for n in TEMPORAL_NAMES]
+        if "levels" in self.groups:
+            names += [f"level:{n}" for n in LEVEL_NAMES]
+        return names
+
+    @property
+    def width(self) -> int:
+        return len(self.names)
+
+    def template_of_column(self) -> dict[int, int]:
+        return {col: tid for tid, col in self.vocabulary.items()}
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "names": self.names,
+            "vocabulary": {str(tid): col for tid, col in sorted(self.vocabulary.items(), key=lambda kv: kv[1])},
+            "unknown_column": self.unknown_column,
+            "groups": list(self.groups),
+            "tfidf": self.tfidf,
+            "idf": self.idf,
+            "mean": self.mean,
+            "scale": self.scale,
+            "count_min": self.count_min,
+            "count_max": self.count_max,
+            "count_mean": self.count_mean,
+            "count_std": self.count_std,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> FeatureSpec:
+        """Rebuild and check a spec from a manifest; ValueError says which part is inconsistent."""
+        vocab_raw = data.get("vocabulary")
+        if not isinstance(vocab_raw, dict):
+            raise ValueError("vocabulary must be a mapping of template id to column")
+        vocabulary = {int(k): int(v) for k, v in vocab_raw.items()}
+        if sorted(vocabulary.values()) != list(range(len(vocabulary))):
+            raise ValueError("vocabulary columns must be 0..n-1, each used once")
+        groups = tuple(str(g) for g in data.get("groups", ()))
+        unknown = [g for g in groups if g not in GROUPS]
+        if unknown or not groups:
+            raise ValueError(f"groups must be a non-empty subset of {', '.join(GROUPS)}, got {list(groups)}")
+        spec = cls(
+            vocabulary=vocabulary,
+            groups=groups,
+            tfidf=bool(data.get("tfidf", False)),
+            idf=_floats(data, "idf"),
+            mean=_floats(data, "mean"),
+            scale=_floats(data, "scale"),
+            count_min=_floats(data, "count_min"),
+            count_max=_floats(data, "count_max"),
+            count_mean=_floats(data, "count_mean"),
+            count_std=_floats(data, "count_std"),
+        )
+        if "names" in data and list(data["names"]) != spec.names:
+            raise ValueError("feature names do not match the vocabulary and groups")
+        if len(spec.mean) != spec.width or len(spec.scale) != spec.width:
+            raise ValueError(f"scaler has {len(spec.mean)}/{len(spec.scale)} values for {spec.width} features")
+        n = spec.n_counts
+        for name in ("count_min", "count_max", "count_mean", "count_std"):
+            if len(getattr(spec, name)) != n:
+                raise ValueError(f"{name} has {len(getattr(spec, name))} values for {n} count columns")
+        if spec.tfidf and len(spec.idf) != n:
+            raise ValueError(f"idf has {len(spec.idf)} values for {n} count columns")
+        if any(not math.isfinite(v) for v in spec.mean + spec.scale) or any(s <= 0 for s in spec.scale):
+            raise ValueError("scaler values must be finite and scales positive")
+        return spec
+
+
+def _floats(data: dict[str, Any], key: str) -> list[float]:
+    value = data.get(key, [])
+    if not isinstance(value, list):
+        raise ValueError(f"{key} must be a list of numbers")
+    return [float(v) for v in value]
+
+
+def count_matrix(spec: FeatureSpec, windows: Sequence[Window]) -> F64:
+    """Raw per-template counts [n, vocabulary + 1]; unseen template ids land in the unknown column."""
+    width = len(spec.vocabulary) + 1
+    out = np.zeros((len(windows), width), dtype=np.float64)
+    unknown = spec.unknown_column
+    vocab = spec.vocabulary
+    for row, window in enumerate(windows):
+        if not window.events:
+            continue
+        cols = [vocab.get(e, unknown) for e in window.events]
+        out[row] = np.bincount(np.asarray(cols, dtype=np.int64), minlength=width)
+    return out
+
+
+def _raw_features(spec: FeatureSpec, windows: Sequence[Window], counts: F64 | None = None) -> F64:
+    parts: list[F64] = []
+    if counts is None:
+        counts = count_matrix(spec, windows)
+    if "counts" in spec.groups:
+        weighted = counts * np.asarray(spec.idf, dtype=np.float64) if spec.tfidf and spec.idf else counts
+        parts.append(weighted)
+    if "stats" in spec.groups:
+        parts.append(_stats(counts))
+    if "temporal" in spec.groups:
+        parts.append(np.asarray([_temporal(w.times) for w in windows], dtype=np.float64).reshape(-1, 3))
+    if "levels" in spec.groups:
+        parts.append(np.asarray([_levels(w.levels) for w in windows], dtype=np.float64).reshape(-1, 2))
+    return np.hstack(parts) if parts else np.zeros((len(windows), 0))
+
+
+def _stats(counts: F64) -> F64:
+    length = counts.sum(axis=1)
+    present = counts > 0
+    unique = present.sum(axis=1).astype(np.float64)
+    diversity = np.divide(unique, length, out=np.zeros_like(length), where=length > 0)
+    fmax = counts.max(axis=1) if counts.shape[1] else np.zeros(len(counts))
+    masked = np.where(present, counts, np.inf)
+    fmin = masked.min(axis=1) if counts.shape[1] else np.zeros(len(counts))
+    fmin = np.where(np.isfinite(fmin), fmin, 0.0)
+    # std of the counts of the templates present in the window
+    safe_unique = np.maximum(unique, 1.0)
+    mean_present = length / safe_unique
+    sq = np.where(present, (counts - mean_present[:, None]) ** 2, 0.0).sum(axis=1)
+    fstd = np.sqrt(sq / safe_unique)
+    return np.stack([length, unique, diversity, fmax, fmin, fstd], axis=1)
+
+
+def _temporal(times: Sequence[float]) -> tuple[float, float, float]:
+    if len(times) < 2:
+        return (0.0, 0.0, 0.0)
+    gaps = np.diff(np.sort(np.asarray(times, dtype=np.float64)))
+    mean, std = float(gaps.mean()), float(gaps.std())
+    burst = (std - mean) / (std + mean) if std + mean > 0 else 0.0
+    return (mean, std, burst)
+
+
+def _levels(levels: Sequence[str]) -> tuple[float, float]:
+    if not levels:
+        return (0.0, 0.0)
+    errors = sum(1 for lv in levels if lv.upper() in ERROR_LEVELS)
+    warns = sum(1 for lv in levels if lv.upper() in WARN_LEVELS)
+    return (errors / len(levels), warns / len(levels))
+
+
+def fit_feature_spec(
+    windows: Sequence[Window],
+    *,
+    groups: Sequence[str] = ("counts", "stats"),
+    tfidf: bool = False,
+) -> FeatureSpec:
+    """Learn vocabulary, idf, scaler and the count distribution from (normal) training windows."""
+    if not windows:
+        raise ValueError("cannot fit features on an empty training set")
+    bad = [g for g in groups if g not in GROUPS]
+    if bad or not groups:
+        raise ValueError(f"feature groups must be a non-empty subset of {', '.join(GROUPS)}, got {list(groups)}")
+    seen = sorted({e for w in windows for e in w.events})
+    spec = FeatureSpec(vocabulary={tid: col for col, tid in enumerate(seen)}, groups=tuple(groups), tfidf=tfidf)
+    counts = count_matrix(spec, windows)
+    n = len(windows)
+    spec.count_min = counts.min(axis=0).tolist()
+    spec.count_max = counts.max(axis=0).tolist()
+    spec.count_mean = counts.mean(axis=0).tolist()
+    spec.count_std = counts.std(axis=0).tolist()
+    if tfidf:
+        df = (counts > 0).sum(axis=0)
+        idf = np.log((1.0 + n) / (1.0 + df)) + 1.0
+        spec.idf = idf.tolist()
+    raw = _raw_features(spec, windows, counts)
+    spec.mean = raw.mean(axis=0).tolist()
+    std = raw.std(axis=0)
+    spec.scale = np.where(std > 1e-12, std, 1.0).tolist()
+    if "counts" not in groups:
+        spec.count_min = spec.count_max = spec.count_mean = spec.count_std = []
+    return spec
+
+
+def featurize(spec: FeatureSpec, windows: Sequence[Window], counts: F64 | None = None) -> F32:
+    """The model input [n, spec.width] float32; pass `counts` when already computed to skip recounting."""
+    raw = _raw_features(spec, windows, counts)
+    scaled = (raw - np.asarray(spec.mean)) / np.asarray(spec.scale)
+    return np.ascontiguousarray(scaled, dtype=np.float32)

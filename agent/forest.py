@@ -1,0 +1,72 @@
+"""Serving an Isolation Forest bundle: the forest's score plus an explicit novelty score.
+
+A forest never splits on a feature that is constant in its training data, so a template that never
+occurred in training, or a count far outside anything seen, cannot move its score. The detector therefore
+adds a novelty term computed from the count distribution stored in the manifest:
+
+    novelty  = 0                      when every count lies within the (widened) training range,
+             = 1 + ln(1 + excess)     otherwise, excess = Σ_j distance outside range_j / span_j
+    combined = forest + novelty       (forest = 2^(-E[h]/c) in (0, 1))
+
+The threshold is a quantile of the combined score on normal training data (where novelty is 0 by
+construction, so it is a quantile of the forest score, below 1); hence any novel window is anomalous,
+and among novel windows the forest and the size of the excess still order them. The same functions run at
+training time, so the threshold is measured on exactly what serving computes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import numpy.typing as npt
+
+from agent.bundle import Bundle
+from agent.errors import BundleError
+from agent.features import FeatureSpec, count_matrix, featurize
+from agent.scoring import OnnxScorer, WindowScores, explain_counts
+from agent.types import Evidence, Window
+
+F64 = npt.NDArray[np.float64]
+
+
+def novelty_scores(spec: FeatureSpec, counts: F64, margin: float) -> F64:
+    """0 for windows whose every count is inside the training range (widened by `margin` times the span)."""
+    if counts.shape[1] == 0 or not spec.count_min:
+        return np.zeros(len(counts))
+    lo = np.asarray(spec.count_min, dtype=np.float64)
+    hi = np.asarray(spec.count_max, dtype=np.float64)
+    span = np.maximum(hi - lo, 1.0)
+    lo_w, hi_w = lo - margin * span, hi + margin * span
+    excess = (np.maximum(counts - hi_w, 0.0) + np.maximum(lo_w - counts, 0.0)) / span
+    total = excess.sum(axis=1)
+    return np.where(total > 0, 1.0 + np.log1p(total), 0.0)
+
+
+class ForestModel:
+    """`WindowModel` for `detector: iforest` bundles."""
+
+    def __init__(self, bundle: Bundle) -> None:
+        self.bundle = bundle
+        self.spec = bundle.features
+        self.scorer = OnnxScorer(bundle)
+        novelty = bundle.model.get("novelty", {})
+        margin = novelty.get("margin", 0.0) if isinstance(novelty, dict) else None
+        if not isinstance(margin, int | float) or margin < 0:
+            raise BundleError(str(bundle.path), "model.novelty.margin", "must be a number >= 0")
+        self.margin = float(margin)
+        self.novelty_enabled = bool(novelty.get("enabled", True)) if isinstance(novelty, dict) else True
+        self._threshold = bundle.threshold.value
+
+    @property
+    def threshold(self) -> float:
+        return self._threshold
+
+    def score_windows(self, windows: Sequence[Window]) -> WindowScores:
+        counts = count_matrix(self.spec, windows)
+        forest = self.scorer.score(featurize(self.spec, windows, counts))
+        novelty = novelty_scores(self.spec, counts, self.margin) if self.novelty_enabled else np.zeros(len(windows))
+        return WindowScores(score=forest + novelty, parts={"forest": forest, "novelty": novelty})
+
+    def explain(self, window: Window) -> Evidence:
+        return explain_counts(self.spec, window)

@@ -1,0 +1,380 @@
+"""Windows: group parsed records into the units detectors score — count, sliding-time and session windows.
+
+One `Windower` per detector instance and stream. It is driven the same way online and offline: `add()`
+for every record (returns the windows that record closed), `tick(now)` from a timer (closes windows whose
+time is up), `flush()` at the end of a file or at shutdown. Sliding windows are closed by time alone, so
+an interval with no records is still emitted as an EMPTY window: silence is a signal the volume detector
+relies on. Session windows (a block id, a request id) close after `idle` seconds without a record or when
+they reach `max_length` events; a longer session is split into several windows with the same key, so no
+window grows without bound. Memory is bounded too: at most `max_open` sessions are held, the least
+recently active one is closed first.
+
+`now` and record times must be on the same clock: the header's time when the parser found one, else the
+time the line was read (`Record.event_time`).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections import OrderedDict
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from agent.schema import Duration, opt
+from agent.types import Record, Window
+
+_MAX_EMPTY_PER_GAP = 10_000
+"""Empty sliding windows emitted for one silent gap at most (a replay that jumps a year must not OOM)."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class WindowSpec:
+    """How records are grouped into windows; stored in every model bundle so serving windows like training."""
+
+    type: Literal["count", "sliding", "session"] = opt(
+        "sliding", doc="Count windows (a fixed number of events), sliding time windows, or sessions keyed by an id."
+    )
+    size: int | Duration | None = opt(
+        None,
+        doc="Events per window for count windows (default 50), or the window length for sliding windows "
+        "(default 60s). Not used by session windows.",
+    )
+    step: Duration | None = opt(
+        None, doc="How far a sliding window moves; defaults to its size (tumbling windows)."
+    )
+    key: str | None = opt(
+        None,
+        doc="Regular expression over the line that yields a session's key (its first group, or the whole "
+        "match), e.g. blk_-?\\d+ for HDFS blocks.",
+    )
+    key_field: str | None = opt(None, doc="A parsed field whose value is the session's key (used before `key`).")
+    idle: Duration = opt(Duration(30.0), doc="A session closes after this long without a record.")
+    max_length: int = opt(1000, ge=1, doc="Events in one session window; a longer session is split.")
+    max_open: int = opt(100_000, ge=1, doc="Open sessions held at once; beyond it the least recently active closes.")
+    max_samples: int = opt(3, ge=0, doc="Raw sample lines kept per template in each window, shown as evidence.")
+
+    def __post_init__(self) -> None:
+        if self.type == "count":
+            if isinstance(self.size, Duration):
+                raise ValueError("size of a count window is a number of events, not a duration")
+            if self.size is not None and self.size < 1:
+                raise ValueError(f"size of a count window must be at least 1, got {self.size}")
+        elif self.type == "sliding":
+            length = self.length_s
+            if length <= 0:
+                raise ValueError("size of a sliding window must be positive")
+            if self.step is not None and not 0 < self.step.seconds <= length:
+                raise ValueError(f"step must be positive and at most the window size ({length}s), got {self.step}")
+        else:
+            if self.key is None and self.key_field is None:
+                raise ValueError("a session window needs `key` (a regex) or `key_field`")
+            if self.key is not None:
+                try:
+                    re.compile(self.key)
+                except re.error as exc:
+                    raise ValueError(f"key is not a valid regular expression: {exc}") from None
+            if self.idle.seconds <= 0:
+                raise ValueError("idle must be positive")
+
+    @property
+    def count_size(self) -> int:
+        return self.size if isinstance(self.size, int) else 50
+
+    @property
+    def length_s(self) -> float:
+        """Length of a sliding window in seconds (a bare number in YAML means seconds)."""
+        if isinstance(self.size, Duration):
+            return self.size.seconds
+        return float(self.size) if self.size is not None else 60.0
+
+    @property
+    def step_s(self) -> float:
+        return self.step.seconds if self.step is not None else self.length_s
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON form for the bundle manifest; round-trips through `from_dict`."""
+        size: Any = None
+        if isinstance(self.size, Duration):
+            size = str(self.size)
+        elif self.size is not None:
+            size = self.size
+        return {
+            "type": self.type,
+            "size": size,
+            "step": str(self.step) if self.step is not None else None,
+            "key": self.key,
+            "key_field": self.key_field,
+            "idle": str(self.idle),
+            "max_length": self.max_length,
+            "max_open": self.max_open,
+            "max_samples": self.max_samples,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> WindowSpec:
+        """Inverse of `to_dict`; raises ValueError/TypeError on a malformed spec."""
+        kind = data.get("type", "sliding")
+        raw_size = data.get("size")
+        size: int | Duration | None
+        if raw_size is None:
+            size = None
+        elif kind == "count" or (isinstance(raw_size, int) and not isinstance(raw_size, bool)):
+            size = int(raw_size)
+        else:
+            size = Duration.parse(raw_size)
+        step = data.get("step")
+        return cls(
+            type=kind,
+            size=size,
+            step=Duration.parse(step) if step is not None else None,
+            key=data.get("key"),
+            key_field=data.get("key_field"),
+            idle=Duration.parse(data.get("idle", 30.0)),
+            max_length=int(data.get("max_length", 1000)),
+            max_open=int(data.get("max_open", 100_000)),
+            max_samples=int(data.get("max_samples", 3)),
+        )
+
+
+@dataclass(slots=True)
+class WindowerStats:
+    records: int = 0
+    windows: int = 0
+    empty_windows: int = 0
+    unkeyed_records: int = 0
+    late_records: int = 0
+    split_sessions: int = 0
+    evicted_sessions: int = 0
+    skipped_empty_windows: int = 0
+
+
+@dataclass(slots=True)
+class _Open:
+    window: Window
+    last_time: float = 0.0
+
+
+class Windower:
+    """Turns a stream of records into closed windows; one instance per detector and stream."""
+
+    def __init__(self, spec: WindowSpec, stream: str) -> None:
+        self.spec = spec
+        self.stream = stream
+        self.stats = WindowerStats()
+        self._key_re = re.compile(spec.key) if spec.key is not None else None
+        self._count_open: Window | None = None
+        self._count_seq = 0
+        self._sessions: OrderedDict[str, _Open] = OrderedDict()
+        self._sliding: dict[int, Window] = {}
+        self._next_start: int | None = None  # index (start / step) of the oldest window not yet emitted
+        self._watermark = -math.inf
+
+    def stats_dict(self) -> dict[str, float]:
+        return {name: float(getattr(self.stats, name)) for name in WindowerStats.__slots__}
+
+    # -- public API -------------------------------------------------------------------------------
+
+    def add(self, record: Record) -> list[Window]:
+        self.stats.records += 1
+        if self.spec.type == "count":
+            return self._add_count(record)
+        if self.spec.type == "sliding":
+            return self._add_sliding(record)
+        return self._add_session(record)
+
+    def tick(self, now: float) -> list[Window]:
+        """Close the windows whose time is up at `now` (on the records' clock)."""
+        if self.spec.type == "sliding":
+            return self._close_sliding(now)
+        if self.spec.type == "session":
+            return self._close_idle(now)
+        return []
+
+    def flush(self) -> list[Window]:
+        """Emit every open window, also partial ones (end of a file, shutdown)."""
+        out: list[Window] = []
+        if self.spec.type == "count":
+            if self._count_open is not None and self._count_open.events:
+                out.append(self._count_open)
+            self._count_open = None
+        elif self.spec.type == "sliding":
+            for idx in sorted(self._sliding):
+                out.append(self._sliding[idx])
+            self._sliding.clear()
+            self._next_start = None
+        else:
+            out = [o.window for o in self._sessions.values()]
+            self._sessions.clear()
+        return self._emitted(out)
+
+    # -- shared -------------------------------------------------------------------------------------
+
+    def _new_window(self, key: str, start: float, end: float) -> Window:
+        return Window(stream=self.stream, key=key, start=start, end=end)
+
+    def _append(self, window: Window, record: Record, t: float) -> None:
+        tid = record.template_id
+        window.events.append(tid)
+        window.times.append(t)
+        window.levels.append(record.level or "")
+        if t < window.start:
+            window.start = t
+        if t > window.end:
+            window.end = t
+        if record.source:
+            window.sources.add(record.source)
+        if tid not in window.templates and record.template:
+            window.templates[tid] = record.template
+        if self.spec.max_samples:
+            samples = window.samples.setdefault(tid, [])
+            if len(samples) < self.spec.max_samples:
+                samples.append(record.raw)
+
+    def _emitted(self, windows: list[Window]) -> list[Window]:
+        self.stats.windows += len(windows)
+        self.stats.empty_windows += sum(1 for w in windows if not w.events)
+        return windows
+
+    # -- count windows ------------------------------------------------------------------------------
+
+    def _add_count(self, record: Record) -> list[Window]:
+        t = record.event_time
+        if self._count_open is None:
+            self._count_seq += 1
+            self._count_open = self._new_window(str(self._count_seq), t, t)
+        self._append(self._count_open, record, t)
+        if len(self._count_open.events) >= self.spec.count_size:
+            done, self._count_open = self._count_open, None
+            return self._emitted([done])
+        return []
+
+    # -- sliding windows ----------------------------------------------------------------------------
+
+    def _add_sliding(self, record: Record) -> list[Window]:
+        t = record.event_time
+        step, length = self.spec.step_s, self.spec.length_s
+        out = self._close_sliding(t) if t > self._watermark else []
+        self._watermark = max(self._watermark, t)
+        # Windows [k*step, k*step + length) that contain t.
+        last = math.floor(t / step)
+        first = math.floor((t - length) / step) + 1
+        if self._next_start is None:
+            self._next_start = first
+        if last < self._next_start:
+            self.stats.late_records += 1
+            return out
+        for idx in range(max(first, self._next_start), last + 1):
+            window = self._sliding.get(idx)
+            if window is None:
+                start = idx * step
+                window = self._new_window(_fmt_start(start), start, start + length)
+                self._sliding[idx] = window
+            self._append(window, record, t)
+            # _append widens start/end to event times; a time window keeps its nominal bounds.
+            window.start, window.end = idx * step, idx * step + length
+        return out
+
+    def _close_sliding(self, now: float) -> list[Window]:
+        if self._next_start is None:
+            return []
+        step, length = self.spec.step_s, self.spec.length_s
+        # Every window whose end is <= now is due, empty or not.
+        due_last = math.floor((now - length) / step)
+        if due_last < self._next_start:
+            return []
+        out: list[Window] = []
+        if due_last - self._next_start + 1 > _MAX_EMPTY_PER_GAP:
+            keep_from = due_last - _MAX_EMPTY_PER_GAP + 1
+            for idx in sorted(i for i in self._sliding if i < keep_from):
+                out.append(self._sliding.pop(idx))
+            self.stats.skipped_empty_windows += keep_from - self._next_start - len(out)
+            self._next_start = keep_from
+        for idx in range(self._next_start, due_last + 1):
+            window = self._sliding.pop(idx, None)
+            if window is None:
+                start = idx * step
+                window = self._new_window(_fmt_start(start), start, start + length)
+            out.append(window)
+        self._next_start = due_last + 1
+        return self._emitted(out)
+
+    # -- session windows ----------------------------------------------------------------------------
+
+    def _session_key(self, record: Record) -> str | None:
+        if self.spec.key_field is not None and record.fields:
+            value = record.fields.get(self.spec.key_field)
+            if value:
+                return value
+        if self._key_re is not None:
+            m = self._key_re.search(record.raw)
+            if m:
+                return m.group(1) if m.groups() and m.group(1) is not None else m.group(0)
+        return None
+
+    def _add_session(self, record: Record) -> list[Window]:
+        key = self._session_key(record)
+        if key is None:
+            self.stats.unkeyed_records += 1
+            return []
+        t = record.event_time
+        out: list[Window] = []
+        if t > self._watermark:
+            self._watermark = t
+        opened = self._sessions.get(key)
+        if opened is None:
+            if len(self._sessions) >= self.spec.max_open:
+                _old_key, oldest = self._sessions.popitem(last=False)
+                self.stats.evicted_sessions += 1
+                out.append(oldest.window)
+            opened = _Open(self._new_window(key, t, t), t)
+            self._sessions[key] = opened
+        else:
+            self._sessions.move_to_end(key)
+        self._append(opened.window, record, t)
+        opened.last_time = max(opened.last_time, t)
+        if len(opened.window.events) >= self.spec.max_length:
+            out.append(opened.window)
+            self.stats.split_sessions += 1
+            del self._sessions[key]
+        return self._emitted(out)
+
+    def _close_idle(self, now: float) -> list[Window]:
+        """Sessions are kept in order of last activity, so only the idle prefix is visited."""
+        idle = self.spec.idle.seconds
+        out: list[Window] = []
+        while self._sessions:
+            key, opened = next(iter(self._sessions.items()))
+            if opened.last_time + idle > now:
+                break
+            del self._sessions[key]
+            out.append(opened.window)
+        return self._emitted(out)
+
+
+def _fmt_start(start: float) -> str:
+    return f"{start:.3f}".rstrip("0").rstrip(".")
+
+
+def window_to_dict(window: Window) -> dict[str, Any]:
+    """The compact JSON form training needs (no samples): what the daemon hands its training child."""
+    return {
+        "key": window.key,
+        "start": window.start,
+        "end": window.end,
+        "events": list(window.events),
+        "times": list(window.times),
+        "levels": list(window.levels),
+    }
+
+
+def window_from_dict(data: dict[str, Any], stream: str = "") -> Window:
+    return Window(
+        stream=stream,
+        key=str(data.get("key", "")),
+        start=float(data.get("start", 0.0)),
+        end=float(data.get("end", 0.0)),
+        events=[int(e) for e in data.get("events", [])],
+        times=[float(t) for t in data.get("times", [])],
+        levels=[str(lv) for lv in data.get("levels", [])],
+    )
