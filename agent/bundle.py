@@ -20,7 +20,7 @@ import json
 import os
 import shutil
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -119,6 +119,8 @@ class Bundle:
     features: FeatureSpec
     threshold: Threshold
     onnx: OnnxInfo
+    files: dict[str, bytes] = field(default_factory=dict)
+    """Extra files listed in the manifest's `files`, already checked against their sha256."""
 
     @property
     def detector(self) -> str:
@@ -140,16 +142,29 @@ def sha256_hex(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def write_bundle(out_dir: str | Path, model_bytes: bytes, manifest: dict[str, Any]) -> Path:
-    """Write a bundle atomically; an existing bundle at `out_dir` is replaced only once the new one is whole."""
+def write_bundle(
+    out_dir: str | Path, model_bytes: bytes, manifest: dict[str, Any], extra_files: dict[str, bytes] | None = None
+) -> Path:
+    """Write a bundle atomically; an existing bundle at `out_dir` is replaced only once the new one is whole.
+
+    `extra_files` (e.g. `drain.json`, the Drain state raw-log bundles need to map lines to the same
+    template ids) are listed with their sha256 under the manifest's `files` and checked on load.
+    """
     out = Path(out_dir).resolve()
     out.parent.mkdir(parents=True, exist_ok=True)
+    extras = dict(extra_files or {})
+    for name in extras:
+        if name in (MODEL_FILE, MANIFEST_FILE) or "/" in name or name.startswith("."):
+            raise ValueError(f"invalid extra bundle file name {name!r}")
     doc = dict(manifest)
     doc["onnx"] = {**doc.get("onnx", {}), "sha256": sha256_hex(model_bytes)}
+    doc["files"] = {name: sha256_hex(data) for name, data in sorted(extras.items())}
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
     try:
+        os.chmod(tmp, 0o755)  # mkdtemp makes it private; a bundle is read by the daemon's user too
         for name, payload in (
             (MODEL_FILE, model_bytes),
+            *sorted(extras.items()),
             (MANIFEST_FILE, (json.dumps(doc, indent=2, sort_keys=True) + "\n").encode("utf-8")),
         ):
             with open(tmp / name, "wb") as fh:
@@ -224,7 +239,25 @@ def load_bundle(
     except (ValueError, TypeError) as exc:
         raise BundleError(where, "features", str(exc)) from None
     threshold = _threshold(where, doc["threshold"])
-    return Bundle(p, doc, model_bytes, window, features, threshold, onnx)
+    extras = _extra_files(p, doc.get("files", {}))
+    return Bundle(p, doc, model_bytes, window, features, threshold, onnx, extras)
+
+
+def _extra_files(p: Path, listed: object) -> dict[str, bytes]:
+    if not isinstance(listed, dict):
+        raise BundleError(str(p), "files", "must map file names to sha256 digests")
+    out: dict[str, bytes] = {}
+    for name, digest in listed.items():
+        if not isinstance(name, str) or "/" in name or name.startswith(".") or not isinstance(digest, str):
+            raise BundleError(str(p), "files", f"invalid entry {name!r}")
+        try:
+            data = (p / name).read_bytes()
+        except OSError:
+            raise BundleError(str(p), name, "missing") from None
+        if sha256_hex(data) != digest:
+            raise BundleError(str(p), f"files.{name}", f"has sha256 {sha256_hex(data)}, manifest says {digest}")
+        out[name] = data
+    return out
 
 
 def _onnx_info(where: str, raw: dict[str, Any]) -> OnnxInfo:

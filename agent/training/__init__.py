@@ -12,8 +12,8 @@ name and imports the module only when it is asked for:
   `train_command`).
 - `args` is the parsed `logwarden train` namespace; `args.seed` is always set. Detector-specific options
   are read with `getattr(args, name, default)` so each trainer can add its own without touching the CLI.
-- The trainer writes the bundle with `agent.bundle.write_bundle(out, model_bytes, manifest)` (never a
-  partial bundle) and returns its path. It raises `TrainingError` for problems users can fix (an empty
+- The trainer writes the bundle with `agent.bundle.write_bundle(out, model_bytes, manifest,
+  data.extra_files)` (never a partial bundle) and returns its path. It raises `TrainingError` for problems users can fix (an empty
   training set, a missing extra such as torch).
 
 `TrainingData.sequences()` gives the windows as lists of string keys, what sequence models consume.
@@ -52,6 +52,8 @@ class TrainingData:
     source: str = ""
     drain_snapshot: str | None = None
     abnormal: list[Window] = field(default_factory=list)
+    extra_files: dict[str, bytes] = field(default_factory=dict)
+    """Files the bundle must carry besides the model (e.g. `drain.json` for raw-log input): pass them on."""
 
     def sequences(self) -> list[list[str]]:
         return [[str(e) for e in w.events] for w in self.windows]

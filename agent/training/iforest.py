@@ -169,7 +169,7 @@ def train(data: TrainingData, out: Path, args: argparse.Namespace) -> Path:
         )
     except ValueError as exc:
         raise TrainingError(str(exc)) from None
-    return write_bundle(out, model_bytes, manifest)
+    return write_bundle(out, model_bytes, manifest, data.extra_files)
 
 
 # -- child-process entry point (self-baselining) ---------------------------------------------------
