@@ -10,8 +10,12 @@ from agent.schema import Duration, opt
 @dataclass(frozen=True, slots=True, kw_only=True)
 class RetryConfig:
     base: Duration = opt(Duration(1.0), doc="First retry delay; doubles on each failure, with jitter.")
-    cap: Duration = opt(Duration(300.0), doc="Longest delay between two retries.")
+    cap: Duration = opt(Duration(300.0), doc="Longest delay between two retries, also the most a Retry-After is honoured.")
     limit: int = opt(-1, ge=-1, doc="Attempts before an alert is dead-lettered; -1 retries forever.")
+
+    def __post_init__(self) -> None:
+        if self.cap < self.base:
+            raise ValueError("retry.cap must not be smaller than retry.base")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -23,6 +27,15 @@ class AlertsConfig:
         Duration(300.0), doc="A firing alert whose condition has not been seen for this long is resolved."
     )
     max_per_minute: int = opt(60, ge=1, doc="Global rate limit of new notifications across all outputs.")
+    output_max_per_minute: int = opt(
+        30, ge=1, doc="Rate limit of new notifications per output; resolutions and re-sends are not limited."
+    )
     max_samples: int = opt(5, ge=0, le=100, doc="Sample raw lines kept as evidence in each alert.")
     max_templates: int = opt(5, ge=1, le=50, doc="Templates listed as evidence in each alert.")
+    max_pending: int = opt(
+        100_000, ge=1, doc="Notifications the spool holds per output; beyond it the oldest go to the dead-letter table."
+    )
+    unhealthy_after: Duration = opt(
+        Duration(300.0), doc="An output failing for this long makes the daemon's health check fail."
+    )
     retry: RetryConfig = opt(RetryConfig(), doc="Retry policy for failed deliveries.")
