@@ -1,0 +1,69 @@
+"""`logwarden train` and `logwarden score` on sessions files, through the real CLI entry point."""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+import pytest
+
+from agent.cli import main
+
+
+def sessions(n: int, seed: int, abnormal: bool = False) -> str:
+    rnd = random.Random(seed)
+    lines = []
+    for _ in range(n):
+        s = ["5", "5", "22"] + ["11", "9"] * rnd.randint(2, 3) + ["26"] * 3
+        if abnormal:
+            s = [*s[: rnd.randint(2, 4)], "E_fail"]
+        lines.append(" ".join(s))
+    return "\n\n".join(lines) + "\n"
+
+
+@pytest.fixture
+def data(tmp_path: Path) -> Path:
+    (tmp_path / "train.txt").write_text(sessions(300, 1))
+    (tmp_path / "test.txt").write_text(sessions(20, 2) + sessions(10, 3, abnormal=True))
+    return tmp_path
+
+
+def test_train_then_score(data: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    args = ["train", "--model", "iforest", "--sessions", str(data / "train.txt"), "--out", str(data / "m"),
+            "--n-estimators", "30", "--max-length", "6"]
+    assert main(args) == 0
+    capsys.readouterr()
+    assert main(["score", "--model", str(data / "m"), "--sessions", str(data / "test.txt")]) == 0
+    rows = [line.split("\t") for line in capsys.readouterr().out.splitlines()]
+    assert len(rows) == 30
+    flags = [int(f) for _s, f in rows]
+    assert sum(flags[20:]) == 10 and sum(flags[:20]) <= 1
+    assert all(float(s) >= 0 for s, _f in rows)
+
+
+def test_same_seed_same_model(data: Path) -> None:
+    for out, seed in (("a", "4"), ("b", "4"), ("c", "5")):
+        assert main(["train", "--model", "iforest", "--sessions", str(data / "train.txt"), "--out",
+                     str(data / out), "--seed", seed, "--n-estimators", "10"]) == 0
+    a, b, c = ((data / x / "model.onnx").read_bytes() for x in "abc")
+    assert a == b != c
+
+
+def test_bad_input_is_a_clear_error(data: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (data / "empty.txt").write_text("\n  \n")
+    assert main(["train", "--model", "iforest", "--sessions", str(data / "empty.txt"), "--out", str(data / "e")]) == 1
+    assert "empty" in capsys.readouterr().err
+    assert not (data / "e").exists()
+    assert main(["score", "--model", str(data / "missing"), "--sessions", str(data / "test.txt")]) == 65
+    assert "does not exist" in capsys.readouterr().err
+
+
+def test_unavailable_trainer_is_named(data: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from agent.training import TRAINERS, TrainingError, resolve_trainer
+
+    TRAINERS["nonesuch"] = "agent.training.nonesuch:train"
+    try:
+        with pytest.raises(TrainingError, match="not available"):
+            resolve_trainer("nonesuch")
+    finally:
+        del TRAINERS["nonesuch"]

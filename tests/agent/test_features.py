@@ -1,0 +1,73 @@
+"""Features: one path for train and serve; vocabulary, unknown column, idf and scaler from training."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from agent.features import FeatureSpec, count_matrix, featurize, fit_feature_spec
+from agent.types import Window
+
+
+def win(events: list[int], times: list[float] | None = None, levels: list[str] | None = None) -> Window:
+    return Window("s", "k", 0.0, 0.0, events=events, times=times or [], levels=levels or [])
+
+
+def test_counts_vocabulary_and_unknown_column() -> None:
+    spec = fit_feature_spec([win([3, 3, 9]), win([9, 12])])
+    assert spec.vocabulary == {3: 0, 9: 1, 12: 2}
+    counts = count_matrix(spec, [win([3, 99, 98, 9]), win([])])
+    assert counts.tolist() == [[1, 1, 0, 2], [0, 0, 0, 0]]
+    assert spec.count_max == [2.0, 1.0, 1.0, 0.0]
+
+
+def test_featurize_is_standardised_with_training_parameters() -> None:
+    train = [win([1, 2, 2]), win([1, 1, 2, 3]), win([2]), win([1, 3, 3, 3])]
+    spec = fit_feature_spec(train, groups=("counts", "stats"))
+    x = featurize(spec, train)
+    assert x.dtype == np.float32 and x.shape == (4, spec.width) == (4, 4 + 6)
+    varying = np.asarray(spec.scale) != 1.0
+    assert np.allclose(x.mean(axis=0), 0.0, atol=1e-6)
+    assert np.allclose(x.std(axis=0)[varying], 1.0, atol=1e-5)
+    assert spec.names[:4] == ["count:1", "count:2", "count:3", "count:unknown"]
+
+
+def test_stats_temporal_levels_groups() -> None:
+    w = win([1, 1, 2], times=[0.0, 1.0, 4.0], levels=["INFO", "ERROR", "WARN"])
+    spec = fit_feature_spec([w, win([1])], groups=("stats", "temporal", "levels"))
+    spec.mean = [0.0] * spec.width
+    spec.scale = [1.0] * spec.width
+    row = featurize(spec, [w])[0].tolist()
+    length, unique, diversity, fmax, fmin, fstd, imean, istd, burst, err, warn = row
+    assert (length, unique, fmax, fmin) == (3, 2, 2, 1)
+    assert diversity == pytest.approx(2 / 3) and fstd == pytest.approx(0.5)
+    assert (imean, istd) == (pytest.approx(2.0), pytest.approx(1.0))
+    assert burst == pytest.approx((1.0 - 2.0) / 3.0)
+    assert (err, warn) == (pytest.approx(1 / 3), pytest.approx(1 / 3))
+
+
+def test_tfidf_weights_rare_templates_more() -> None:
+    spec = fit_feature_spec([win([1, 2]), win([1]), win([1])], groups=("counts",), tfidf=True)
+    assert spec.idf[1] > spec.idf[0]
+    spec.mean = [0.0] * spec.width
+    spec.scale = [1.0] * spec.width
+    assert featurize(spec, [win([1, 2])])[0, 1] == pytest.approx(spec.idf[1])
+
+
+def test_dict_round_trip_and_refusals() -> None:
+    spec = fit_feature_spec([win([4, 5]), win([5])], groups=("counts", "stats", "levels"), tfidf=True)
+    back = FeatureSpec.from_dict(spec.to_dict())
+    assert back == spec
+    broken = spec.to_dict()
+    broken["scale"] = broken["scale"][:-1]
+    with pytest.raises(ValueError, match="scaler"):
+        FeatureSpec.from_dict(broken)
+    broken = spec.to_dict()
+    broken["vocabulary"] = {"4": 0, "5": 0}
+    with pytest.raises(ValueError, match="vocabulary"):
+        FeatureSpec.from_dict(broken)
+
+
+def test_empty_training_set_is_refused() -> None:
+    with pytest.raises(ValueError, match="empty"):
+        fit_feature_spec([])

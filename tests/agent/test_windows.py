@@ -1,0 +1,127 @@
+"""Windows: count, sliding (with empty windows on silence) and session windows, online and offline."""
+
+from __future__ import annotations
+
+import pytest
+
+from agent.schema import Builder, Duration
+from agent.types import Record
+from agent.windows import Windower, WindowSpec, window_from_dict, window_to_dict
+
+
+def rec(t: float, tid: int, raw: str = "", level: str = "INFO", fields: dict[str, str] | None = None) -> Record:
+    return Record(tag="t", source="/var/log/x.log", raw=raw or f"line {tid}", time=t, template_id=tid,
+                  template=f"tpl {tid}", level=level, fields=fields)
+
+
+def test_count_windows_close_at_size_and_flush_partial() -> None:
+    w = Windower(WindowSpec(type="count", size=3), "s")
+    out = []
+    for i in range(7):
+        out += w.add(rec(float(i), i % 2))
+    assert [win.events for win in out] == [[0, 1, 0], [1, 0, 1]]
+    assert [win.events for win in w.flush()] == [[0]]
+    assert w.flush() == []
+
+
+def test_sliding_windows_overlap_and_emit_empty_windows_on_silence() -> None:
+    spec = WindowSpec(type="sliding", size=Duration(10.0), step=Duration(5.0))
+    w = Windower(spec, "s")
+    assert w.add(rec(1.0, 7)) == []
+    closed = w.add(rec(6.0, 8))  # time moved past the end of [-5, 5)
+    assert [(c.start, c.end, c.events) for c in closed] == [(-5.0, 5.0, [7])]
+    closed = w.tick(10.0)
+    assert [(c.start, c.end, c.events) for c in closed] == [(0.0, 10.0, [7, 8])]
+    closed = w.tick(40.0)  # [5, 15) holds t=6; the rest are silent but still emitted
+    assert [(c.start, c.events) for c in closed] == [(5.0, [8]), (10.0, []), (15.0, []), (20.0, []), (25.0, []), (30.0, [])]
+    assert w.stats.empty_windows == 5
+
+
+def test_sliding_window_late_record_is_counted_not_crashing() -> None:
+    w = Windower(WindowSpec(type="sliding", size=Duration(10.0)), "s")
+    w.add(rec(25.0, 1))
+    w.tick(40.0)
+    assert w.add(rec(3.0, 1)) == []
+    assert w.stats.late_records == 1
+
+
+def test_sliding_records_close_windows_offline_like_tick_online() -> None:
+    spec = WindowSpec(type="sliding", size=Duration(10.0))
+    offline = Windower(spec, "s")
+    online = Windower(spec, "s")
+    times = [0.5, 3.0, 12.0, 33.0, 34.0]
+    got_off, got_on = [], []
+    for t in times:
+        got_off += offline.add(rec(t, int(t)))
+        got_on += online.tick(t)
+        got_on += online.add(rec(t, int(t)))
+    got_off += offline.flush()
+    got_on += online.flush()
+    assert [(x.start, x.events) for x in got_off] == [(x.start, x.events) for x in got_on]
+    assert [x.events for x in got_off] == [[0, 3], [12], [], [33, 34]]
+
+
+def test_session_windows_by_regex_idle_and_split() -> None:
+    spec = WindowSpec(type="session", key=r"blk_-?\d+", idle=Duration(10.0), max_length=3, max_samples=1)
+    w = Windower(spec, "s")
+    out = []
+    out += w.add(rec(0.0, 1, "Receiving blk_-12 from a"))
+    out += w.add(rec(1.0, 2, "Receiving blk_7 from b"))
+    out += w.add(rec(2.0, 1, "Served blk_-12 to c"))
+    out += w.add(rec(3.0, 3, "no block here"))
+    assert out == [] and w.stats.unkeyed_records == 1
+    out += w.add(rec(4.0, 3, "Deleting blk_-12"))  # third event of blk_-12: split at max_length
+    assert [(x.key, x.events) for x in out] == [("blk_-12", [1, 1, 3])]
+    assert out[0].samples == {1: ["Receiving blk_-12 from a"], 3: ["Deleting blk_-12"]}
+    assert out[0].templates[1] == "tpl 1"
+    closed = w.tick(11.5)  # blk_7 idle since 1.0
+    assert [(x.key, x.events) for x in closed] == [("blk_7", [2])]
+    out = w.add(rec(12.0, 4, "again blk_-12"))
+    assert out == []
+    assert [(x.key, x.events) for x in w.flush()] == [("blk_-12", [4])]
+    assert w.stats.split_sessions == 1
+
+
+def test_session_key_field_and_first_group_and_eviction() -> None:
+    spec = WindowSpec(type="session", key=r"req=(\w+)", key_field="trace", max_open=2)
+    w = Windower(spec, "s")
+    w.add(rec(0.0, 1, "x req=a"))
+    w.add(rec(0.0, 1, "x req=zzz", fields={"trace": "T1"}))
+    out = w.add(rec(0.0, 1, "x req=b"))  # third open session evicts the least recently active (a)
+    assert [x.key for x in out] == ["a"]
+    assert sorted(x.key for x in w.flush()) == ["T1", "b"]
+    assert w.stats.evicted_sessions == 1
+
+
+@pytest.mark.parametrize(
+    ("data", "problem"),
+    [
+        ({"type": "count", "size": "10s"}, "count window"),
+        ({"type": "session"}, "needs `key`"),
+        ({"type": "session", "key": "("}, "not a valid regular expression"),
+        ({"type": "sliding", "size": "10s", "step": "20s"}, "step must be"),
+    ],
+)
+def test_window_spec_rejects_inconsistent_fields(data: dict[str, object], problem: str) -> None:
+    b = Builder()
+    assert b.build(WindowSpec, data, "window") is None
+    assert problem in str(b.errors[0])
+
+
+def test_window_spec_from_yaml_shapes_and_dict_round_trip() -> None:
+    b = Builder()
+    sliding = b.build(WindowSpec, {"type": "sliding", "size": "60s", "step": "10s"}, "w")
+    count = b.build(WindowSpec, {"type": "count", "size": 50}, "w")
+    session = b.build(WindowSpec, {"type": "session", "key": r"blk_-?\d+", "idle": "30s"}, "w")
+    assert not b.errors and sliding and count and session
+    assert (sliding.length_s, sliding.step_s, count.count_size) == (60.0, 10.0, 50)
+    for spec in (sliding, count, session):
+        assert WindowSpec.from_dict(spec.to_dict()) == spec
+
+
+def test_window_dict_round_trip() -> None:
+    w = Windower(WindowSpec(type="count", size=2), "s")
+    w.add(rec(1.0, 5, level="WARN"))
+    (win,) = w.add(rec(2.0, 6))
+    back = window_from_dict(window_to_dict(win))
+    assert (back.events, back.times, back.levels, back.start, back.end) == ([5, 6], [1.0, 2.0], ["WARN", "INFO"], 1.0, 2.0)
