@@ -1,15 +1,488 @@
-"""Placeholder: the Drain tree lands with the Drain issue."""
+"""The Drain tree: online template mining with masking, sub-token parameters and a shape cache.
+
+Drain (He et al., ICWS'17) routes a message by its token count and its first tokens to a leaf, and joins
+the most similar cluster there or starts a new one. What this implementation adds, and why:
+
+- Variables are masked in one compiled pass (`agent.masking`), and tokens split on the punctuation that
+  glues keys to values, so `user=<*>`, `blk_<*>`-style and `/<*>:<*>` parameters sit *inside* tokens and
+  a template renders like the original line. The rendered template with its parameters filled in is the
+  original message, exactly (whitespace lives in per-cluster gaps, which are part of the length key).
+- A cache from the masked shape of a line to its cluster skips tokenising and the tree for repeated
+  shapes. An entry remembers the cluster's template version and is ignored once the template changes or
+  the cluster is evicted, so the cache never answers with a stale template.
+- Post-merge: runs of adjacent parameters render as one `<*>`, and clusters whose rendered templates are
+  equal (they differ only in how many parameter tokens sit in a run) form one group, reported under the
+  id of the cluster that first owned that template. That is how a message whose parameter list varies in
+  length keeps one template id.
+- Tree search backtracks to the `<*>` child when a literal child has no fitting cluster, so a cluster
+  whose leading token became a parameter after it was placed is still found (Drain3 issue #48).
+- Bounded: an LRU over clusters (ids are never reused), a token cap and a length cap whose overflow becomes
+  a parameter (so even a truncated line round-trips), a bounded shape cache, and empty buckets are pruned.
+
+Snapshot/restore and the versioned JSON format live in `agent.drain_state`.
+"""
 
 from __future__ import annotations
 
+import enum
+import hashlib
+import json
+import re
+from collections import OrderedDict
+from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
+from agent.masking import MASK_RE, VAR, WILD, tokenize
 from agent.schema import opt
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class DrainConfig:
     sim_th: float = opt(0.4, ge=0.0, le=1.0, doc="Similarity a message needs to join a cluster.")
-    depth: int = opt(4, ge=3, doc="Depth of the prefix tree.")
+    depth: int = opt(4, ge=3, doc="Depth of the prefix tree (root, length layer, token layers, leaf), as in Drain3.")
     max_children: int = opt(100, ge=2, doc="Children per internal node.")
     max_clusters: int = opt(100_000, ge=1, doc="Clusters kept; the least recently used is evicted beyond.")
+    max_tokens: int = opt(
+        256, ge=2, doc="Tokens compared per message; the rest of a longer line becomes one final token."
+    )
+    max_message_chars: int = opt(
+        16_384, ge=64, doc="Characters of a message that are masked and tokenised; the rest is one parameter."
+    )
+    cache_size: int = opt(
+        200_000, ge=0, doc="Masked line shapes remembered to skip the tree; the cache is cleared when full."
+    )
+
+
+class ChangeType(enum.Enum):
+    CREATED = "created"
+    UPDATED = "updated"
+    NONE = "none"
+
+
+@dataclass(slots=True)
+class Match:
+    cluster_id: int
+    """The template group's id: stable, never reused, what template ids mean everywhere downstream."""
+    template: str
+    params: tuple[str, ...]
+    change: ChangeType
+    member_id: int = -1
+    """The tree cluster the message joined; differs from `cluster_id` inside a post-merged group."""
+
+
+class _Node:
+    __slots__ = ("children", "clusters")
+
+    def __init__(self) -> None:
+        self.children: dict[str, _Node] = {}
+        self.clusters: list[_Cluster] = []
+
+
+class _Cluster:
+    __slots__ = ("alive", "bucket", "count", "gaps", "id", "leaf", "template", "tokens", "version")
+
+    def __init__(self, cid: int, tokens: list[str], gaps: list[str], bucket: str) -> None:
+        self.id = cid
+        self.tokens = tokens
+        self.gaps = gaps
+        self.bucket = bucket
+        self.count = 0
+        self.version = 0
+        self.alive = True
+        self.leaf: _Node | None = None
+        self.template = render(tokens, gaps)[0]
+
+
+class _Entry:
+    __slots__ = ("cluster", "plan", "version")
+
+    def __init__(self, cluster: _Cluster, version: int, plan: Plan | None) -> None:
+        self.cluster = cluster
+        self.version = version
+        self.plan = plan
+
+
+class _Stats:
+    __slots__ = (
+        "cache_hits", "created", "evicted", "lines", "replaced_control", "truncated_lines", "truncated_tokens",
+        "updated",
+    )
+
+    def __init__(self) -> None:
+        self.lines = 0
+        self.cache_hits = 0
+        self.created = 0
+        self.updated = 0
+        self.evicted = 0
+        self.truncated_lines = 0
+        self.truncated_tokens = 0
+        self.replaced_control = 0
+
+
+Recipe = int | tuple[str | int, ...]
+"""One parameter: a value index, or literal text and value indexes to concatenate."""
+Plan = tuple[Recipe, ...]
+
+_ROUTE_AS_WILD = re.compile(r"[\d\x00\x01]").search
+_WILD_KEY = WILD
+_GAP_SEP = "\x02"
+
+
+def render(tokens: list[str], gaps: list[str], message: list[str] | None = None) -> tuple[str, Plan | None]:
+    """The template text (adjacent parameters collapsed into one `<*>`) and, given a message's tokens,
+    how its parameters are built from the masked values: None means "the values, in order"."""
+    out: list[str] = []
+    recipes: list[list[str | int]] = []
+    since = ""
+    have_param = False
+    var = 0
+    msg = message if message is not None else tokens
+    for i, tok in enumerate(tokens):
+        since += gaps[i]
+        if tok == WILD:
+            pieces: list[str | int] = []
+            for k, part in enumerate(msg[i].split(VAR)):
+                if k:
+                    pieces.append(var)
+                    var += 1
+                if part:
+                    pieces.append(part)
+            params = [pieces]
+            literals = ["", ""]
+        else:
+            literals = tok.split(VAR)
+            params = []
+            for _ in range(len(literals) - 1):
+                params.append([var])
+                var += 1
+        for k, p in enumerate(params):
+            since += literals[k]
+            if have_param and (not since or since.isspace()):
+                recipes[-1].append(since)
+                recipes[-1].extend(p)
+            else:
+                out.append(since)
+                out.append("<*>")
+                recipes.append(p)
+                have_param = True
+            since = ""
+        since += literals[-1]
+    since += gaps[len(tokens)]
+    out.append(since)
+    text = "".join(out)
+    if message is None:
+        return text, None
+    if len(recipes) == var and all(len(r) == 1 and r[0] == i for i, r in enumerate(recipes)):
+        return text, None
+    plan: list[Recipe] = []
+    for r in recipes:
+        if len(r) == 1 and isinstance(r[0], int):
+            plan.append(r[0])
+        else:
+            plan.append(tuple(x for x in r if x != ""))
+    return text, tuple(plan)
+
+
+def _fill(plan: Plan, values: list[str]) -> tuple[str, ...]:
+    out = []
+    for r in plan:
+        if isinstance(r, int):
+            out.append(values[r])
+        else:
+            out.append("".join(values[x] if isinstance(x, int) else x for x in r))
+    return tuple(out)
+
+
+class Drain:
+    """One Drain tree; not thread-safe (one instance per input, driven by its parse stage)."""
+
+    def __init__(self, config: DrainConfig = DrainConfig()) -> None:
+        self.config = config
+        self._layers = config.depth - 3
+        self._root: dict[str, _Node] = {}
+        self._buckets: dict[str, list[_Cluster]] = {}
+        self._lru: OrderedDict[int, _Cluster] = OrderedDict()
+        self._owners: dict[str, _Cluster] = {}
+        self._cache: dict[str, _Entry] = {}
+        self._next_id = 1
+        self.counters = _Stats()
+
+    # ---------------------------------------------------------------------------------------- hot path
+
+    def _prepare(self, message: str) -> tuple[str, list[str]]:
+        st = self.counters
+        if VAR in message or WILD in message:
+            message = message.replace(VAR, "\ufffd").replace(WILD, "\ufffd")
+            st.replaced_control += 1
+        cap = self.config.max_message_chars
+        if len(message) > cap:
+            st.truncated_lines += 1
+            parts = MASK_RE.split(message[:cap])
+            parts.append(message[cap:])
+            parts.append("")
+        else:
+            parts = MASK_RE.split(message)
+        return VAR.join(parts[0::2]), parts[1::2]
+
+    def add(self, message: str) -> Match:
+        """Learn from one message and return its group, final-for-now template and parameters."""
+        st = self.counters
+        st.lines += 1
+        shape, values = self._prepare(message)
+        entry = self._cache.get(shape)
+        if entry is not None:
+            c = entry.cluster
+            if c.version == entry.version:
+                st.cache_hits += 1
+                c.count += 1
+                self._lru.move_to_end(c.id)
+                owner = self._owners.get(c.template)
+                if owner is None:
+                    owner = self._owners[c.template] = c
+                plan = entry.plan
+                return Match(owner.id, c.template, tuple(values) if plan is None else _fill(plan, values),
+                             ChangeType.NONE, c.id)
+        tokens, gaps, truncated = tokenize(shape, self.config.max_tokens)
+        if truncated:
+            st.truncated_tokens += 1
+        bucket = _GAP_SEP.join(gaps)
+        found = self._best(bucket, tokens, exact=False)
+        if found is None:
+            c = self._create(tokens, gaps, bucket)
+            change = ChangeType.CREATED
+        else:
+            c = found
+            change = self._merge(c, tokens)
+        c.count += 1
+        self._lru.move_to_end(c.id)
+        _text, plan = render(c.tokens, c.gaps, tokens)
+        self._remember(shape, c, plan)
+        owner = self._claim(c)
+        return Match(owner.id, c.template, tuple(values) if plan is None else _fill(plan, values), change, c.id)
+
+    def match(self, message: str) -> Match | None:
+        """The group a message belongs to without learning: the tree, counts and recency stay unchanged."""
+        shape, values = self._prepare(message)
+        entry = self._cache.get(shape)
+        c: _Cluster
+        if entry is not None and entry.cluster.version == entry.version:
+            c = entry.cluster
+            plan = entry.plan
+        else:
+            tokens, gaps, _ = tokenize(shape, self.config.max_tokens)
+            bucket = _GAP_SEP.join(gaps)
+            found = self._best(bucket, tokens, exact=True)
+            if found is None:
+                return None
+            c = found
+            plan = render(c.tokens, c.gaps, tokens)[1]
+        owner = self._owners.get(c.template, c)
+        return Match(owner.id, c.template, tuple(values) if plan is None else _fill(plan, values),
+                     ChangeType.NONE, c.id)
+
+    # ---------------------------------------------------------------------------------------- the tree
+
+    def _best(self, bucket: str, tokens: list[str], *, exact: bool) -> _Cluster | None:
+        node = self._root.get(bucket)
+        if node is None:
+            return None
+        leaves = [node]
+        for i in range(min(self._layers, len(tokens))):
+            nxt = []
+            tok = tokens[i]
+            for leaf in leaves:
+                child = leaf.children.get(tok)
+                if child is not None:
+                    nxt.append(child)
+                wild = leaf.children.get(_WILD_KEY)
+                if wild is not None and wild is not child:
+                    nxt.append(wild)
+            if not nxt:
+                break
+            leaves = nxt
+        best = self._scan((c for leaf in leaves for c in leaf.clusters), tokens, exact)
+        if best is None and exact:
+            # A cluster placed under a literal child before its leading token became a parameter.
+            best = self._scan(iter(self._buckets.get(bucket, ())), tokens, exact)
+        return best
+
+    def _scan(self, clusters: Iterator[_Cluster], tokens: list[str], exact: bool) -> _Cluster | None:
+        n = len(tokens)
+        best: _Cluster | None = None
+        best_sim = -1.0
+        best_params = -1
+        for c in clusters:
+            same = 0
+            params = 0
+            fits = True
+            for t, m in zip(c.tokens, tokens, strict=True):
+                if t == m:
+                    same += 1
+                elif t == WILD:
+                    params += 1
+                else:
+                    fits = False
+            if exact and not fits:
+                continue
+            sim = same / n if n else 1.0
+            if sim > best_sim or (sim == best_sim and params > best_params):
+                best, best_sim, best_params = c, sim, params
+        if best is None or (not exact and best_sim < self.config.sim_th):
+            return None
+        return best
+
+    def _create(self, tokens: list[str], gaps: list[str], bucket: str) -> _Cluster:
+        if len(self._lru) >= self.config.max_clusters:
+            self._evict_oldest()
+        c = _Cluster(self._next_id, tokens, gaps, bucket)
+        self._next_id += 1
+        self._place(c)
+        self.counters.created += 1
+        return c
+
+    def _place(self, c: _Cluster) -> None:
+        node = self._root.get(c.bucket)
+        if node is None:
+            node = self._root[c.bucket] = _Node()
+            self._buckets[c.bucket] = []
+        self._buckets[c.bucket].append(c)
+        limit = self.config.max_children
+        for i in range(min(self._layers, len(c.tokens))):
+            tok = c.tokens[i]
+            key = _WILD_KEY if _ROUTE_AS_WILD(tok) else tok
+            child = node.children.get(key)
+            if child is None:
+                if key != _WILD_KEY and len(node.children) >= limit - 1:
+                    key = _WILD_KEY
+                    child = node.children.get(key)
+                if child is None:
+                    child = node.children[key] = _Node()
+            node = child
+        node.clusters.append(c)
+        c.leaf = node
+        self._lru[c.id] = c
+
+    def _merge(self, c: _Cluster, tokens: list[str]) -> ChangeType:
+        old = c.tokens
+        if old == tokens:
+            return ChangeType.NONE
+        new = [t if t == m else WILD for t, m in zip(old, tokens, strict=True)]
+        if new == old:
+            return ChangeType.NONE
+        if self._owners.get(c.template) is c:
+            del self._owners[c.template]
+        c.tokens = new
+        c.version += 1
+        c.template = render(new, c.gaps)[0]
+        self.counters.updated += 1
+        return ChangeType.UPDATED
+
+    def _claim(self, c: _Cluster) -> _Cluster:
+        owner = self._owners.get(c.template)
+        if owner is None:
+            owner = self._owners[c.template] = c
+        return owner
+
+    def _remember(self, shape: str, c: _Cluster, plan: Plan | None) -> None:
+        size = self.config.cache_size
+        if size == 0:
+            return
+        if len(self._cache) >= size:
+            self._cache.clear()
+        self._cache[shape] = _Entry(c, c.version, plan)
+
+    def _evict_oldest(self) -> None:
+        _cid, c = self._lru.popitem(last=False)
+        c.alive = False
+        c.version = -1
+        if c.leaf is not None:
+            c.leaf.clusters.remove(c)
+        members = self._buckets[c.bucket]
+        members.remove(c)
+        if not members:
+            del self._buckets[c.bucket]
+            del self._root[c.bucket]
+        if self._owners.get(c.template) is c:
+            del self._owners[c.template]
+        self.counters.evicted += 1
+
+    # ---------------------------------------------------------------------------------------- queries
+
+    def template(self, cluster_id: int) -> str:
+        """Current template of a live cluster; KeyError when the id is unknown or was evicted."""
+        return self._lru[cluster_id].template
+
+    def resolve(self, cluster_id: int) -> int:
+        """The group id a (member) cluster belongs to now; KeyError when it is gone."""
+        c = self._lru[cluster_id]
+        return self._claim(c).id
+
+    def clusters(self) -> Iterator[tuple[int, str, int]]:
+        """(group id, template, count) per template group, counts summed over the group's members."""
+        counts: dict[int, int] = {}
+        owners: dict[int, _Cluster] = {}
+        for c in sorted(self._lru.values(), key=lambda c: c.id):
+            owner = self._claim(c)
+            owners[owner.id] = owner
+            counts[owner.id] = counts.get(owner.id, 0) + c.count
+        for cid in sorted(owners):
+            yield cid, owners[cid].template, counts[cid]
+
+    def extract(self, cluster_id: int, message: str) -> tuple[str, ...] | None:
+        """Parameters of `message` against a cluster's current template, or None when it does not fit."""
+        c = self._lru.get(cluster_id)
+        if c is None:
+            return None
+        m = self.match(message)
+        if m is not None and m.template == c.template:
+            return m.params
+        pattern = "(.*?)".join(re.escape(p) for p in c.template.split("<*>"))
+        found = re.fullmatch(pattern, message, re.DOTALL)
+        return found.groups() if found is not None else None
+
+    def vocabulary_hash(self) -> str:
+        """sha256 over the sorted (id, template) pairs: model bundles pin the meaning of template ids."""
+        pairs = sorted((c.id, c.template) for c in self._lru.values())
+        return hashlib.sha256(json.dumps(pairs, ensure_ascii=False).encode()).hexdigest()
+
+    def stats(self) -> dict[str, float]:
+        st = self.counters
+        return {
+            "clusters": float(len(self._lru)),
+            "templates": float(len({c.template for c in self._lru.values()})),
+            "lines": float(st.lines),
+            "cache_hits": float(st.cache_hits),
+            "cache_size": float(len(self._cache)),
+            "created": float(st.created),
+            "updated": float(st.updated),
+            "evicted": float(st.evicted),
+            "truncated_lines": float(st.truncated_lines),
+            "truncated_tokens": float(st.truncated_tokens),
+            "replaced_control": float(st.replaced_control),
+        }
+
+    # ---------------------------------------------------------------------------------------- state
+
+    def snapshot(self) -> dict[str, Any]:
+        from agent.drain_state import snapshot
+
+        return snapshot(self)
+
+    @classmethod
+    def from_snapshot(cls, doc: dict[str, Any], config: DrainConfig = DrainConfig()) -> Drain:
+        from agent.drain_state import restore
+
+        return restore(cls(config), doc, "<snapshot>")
+
+    def save(self, path: Path) -> None:
+        from agent.drain_state import save
+
+        save(self, path)
+
+    @classmethod
+    def load(cls, path: Path, config: DrainConfig = DrainConfig()) -> Drain:
+        from agent.drain_state import load
+
+        return load(cls(config), path)

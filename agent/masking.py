@@ -1,0 +1,110 @@
+"""Masking and tokenisation: what Drain sees of a message, computed in one compiled pass per line.
+
+Variables (numbers, hex, IPs, UUIDs, paths, URLs, e-mail, durations, sizes, dates, times and
+underscore-joined ids such as `blk_-123` or `job_2008_01`) are found by ONE compiled alternation and cut
+out with `re.split`, so the masked line (the *shape*) is a single C-level join of the literal pieces
+with a placeholder where each variable was. Drain3 runs one regex per mask class; that list of passes is
+its main per-line cost.
+
+The shape is then tokenised on whitespace and on the punctuation that glues a key to its value (`=`, `,`,
+`(`, `)`, `[`, `]`, ...). Whitespace is kept as *gaps* between tokens, so a template renders exactly like
+the original line and a template filled with its parameters gives the original message back.
+
+Invariants: a variable never spans whitespace (so a variable lives inside one whitespace-separated word);
+the placeholder character never occurs in a masked message (NUL bytes of the input are replaced first and
+counted by the caller). Changing the masks changes what templates mean: bump `MASKING_VERSION` so saved
+Drain snapshots made with other masks are refused instead of silently mis-matching.
+"""
+
+from __future__ import annotations
+
+import re
+
+MASKING_VERSION = 1
+
+VAR = "\x00"
+"""Placeholder for a masked variable inside a token (`node-\\x00`, `\\x00:\\x00`)."""
+
+WILD = "\x01"
+"""A template token that became a parameter as a whole when Drain merged differing messages."""
+
+_HEX = r"[0-9a-fA-F]"
+_MASKS: tuple[tuple[str, str], ...] = (
+    ("url", r"(?<![\w.])[A-Za-z][A-Za-z0-9+.-]*://[^\s\"'<>()\[\]{},]+"),
+    ("email", r"(?<![\w.+-])[\w.+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+"),
+    ("uuid", rf"(?<!\w){_HEX}{{8}}-{_HEX}{{4}}-{_HEX}{{4}}-{_HEX}{{4}}-{_HEX}{{12}}(?!\w)"),
+    (
+        "date",
+        r"(?<!\d)(?:\d{4}-\d{1,2}-\d{1,2}(?:T\d{1,2}:\d{2}(?::\d{2}(?:[.,]\d+)?)?(?:Z|[+-]\d{2}:?\d{2})?)?"
+        r"|\d{4}/\d{1,2}/\d{1,2}|\d{1,2}/[A-Z][a-z]{2}/\d{4}(?::\d{2}:\d{2}:\d{2})?)(?![\w])",
+    ),
+    ("time", r"(?<![\w:.])\d{1,2}:\d{2}:\d{2}(?:[.,]\d+)?(?![\w:])"),
+    ("mac", rf"(?<![\w:-]){_HEX}{{2}}(?:[:-]{_HEX}{{2}}){{5}}(?![\w:-])"),
+    (
+        "ipv6",
+        rf"(?<![\w:.])(?:(?:{_HEX}{{1,4}}:){{7}}{_HEX}{{1,4}}"
+        rf"|(?:{_HEX}{{1,4}}:){{1,6}}:(?:{_HEX}{{1,4}}(?::{_HEX}{{1,4}}){{0,5}})?"
+        rf"|::(?:{_HEX}{{1,4}}(?::{_HEX}{{1,4}}){{0,6}}))(?![\w:])",
+    ),
+    ("ipv4", r"(?<![\w.])\d{1,3}(?:\.\d{1,3}){3}(?![\w.]*\d)"),
+    ("host", r"(?<![\w.-])[A-Za-z0-9][\w-]*(?:\.[\w-]+)+(?=:\d{1,5}(?!\w))"),
+    ("hex", rf"(?<![\w.])(?:0[xX]{_HEX}+|(?=[a-fA-F]*\d)(?=\d*[a-fA-F]){_HEX}{{8,}})(?!\w)"),
+    (
+        "size",
+        r"(?<![\w.])[-+]?\d+(?:\.\d+)?(?:ns|us|µs|ms|s|sec|secs|min|m|h|hr|d|[kKMGTP]i?B|[kKMGT]|B|bytes)(?![\w])",
+    ),
+    ("id", r"(?<![\w.-])[A-Za-z][A-Za-z0-9]*(?:_[A-Za-z0-9]+)*_-?\d[\w-]*"),
+    ("path", r"(?<![\w.])(?:[A-Za-z]:\\[^\s\"'<>(),;]+|(?:/[\w.@%+~*-]*){2,})"),
+    ("number", r"(?<![A-Za-z0-9.])[-+]?\d+(?:[.,]\d+)*(?![A-Za-z0-9])"),
+)
+MASK_CLASSES: tuple[str, ...] = tuple(name for name, _ in _MASKS)
+
+MASK_RE = re.compile("(" + "|".join(f"(?:{pattern})" for _, pattern in _MASKS) + ")")
+"""One capturing group around an alternation of non-capturing masks: `split` alternates literal, value."""
+
+_GLUE = r"=,;()\[\]{}\"'<>|"
+_TOKEN_RE = re.compile(rf"\s+|[{_GLUE}]|[^\s{_GLUE}]+")
+
+
+def split(message: str) -> list[str]:
+    """Literal pieces at even indexes, variable values at odd ones (`re.split` with one group)."""
+    return MASK_RE.split(message)
+
+
+def mask_class(value: str) -> str | None:
+    """Which mask class a single value belongs to (for tests and diagnostics, not the hot path)."""
+    for name, pattern in _MASKS:
+        if re.fullmatch(pattern, value):
+            return name
+    return None
+
+
+def tokenize(shape: str, max_tokens: int) -> tuple[list[str], list[str], bool]:
+    """Tokens and the whitespace before each, plus one trailing gap; interleaved they rebuild the shape.
+
+    Beyond `max_tokens` the rest of the line (its whitespace included) becomes the last token, so a line
+    of 10,000 tokens costs one bounded template and still renders and round-trips exactly. The flag says
+    whether that happened.
+    """
+    tokens: list[str] = []
+    gaps: list[str] = []
+    gap = ""
+    truncated = False
+    for m in _TOKEN_RE.finditer(shape):
+        piece = m.group()
+        if piece[0].isspace():
+            gap = piece
+            continue
+        if len(tokens) == max_tokens - 1:
+            rest = shape[m.start():]
+            stripped = rest.rstrip()
+            tokens.append(stripped)
+            gaps.append(gap)
+            gap = rest[len(stripped):]
+            truncated = True
+            break
+        tokens.append(piece)
+        gaps.append(gap)
+        gap = ""
+    gaps.append(gap)
+    return tokens, gaps, truncated

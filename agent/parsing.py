@@ -1,0 +1,129 @@
+"""The ONE parse stage: header parser plugin, then the Drain tree. The daemon, `parse`, `train --input` and
+`replay` all go through it, so a template id means the same thing in every one of them.
+
+It never raises on bad input: a line the header parser cannot split keeps the raw line as its message
+(counted in `unparsed`), and a header parser that fails unexpectedly on one line is counted, logged once
+per kind of failure, and treated the same way.
+"""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import MutableSequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import structlog
+
+from agent.drain import Drain, DrainConfig
+from agent.errors import StateError
+from agent.plugin import Header, Kind, Parser, PluginContext
+from agent.state import set_aside
+from agent.types import Record
+
+if TYPE_CHECKING:
+    from agent.config import ParserSection
+    from agent.registry import Registry
+
+log = structlog.get_logger("logwarden.parsing")
+
+
+def load_drain(snapshot: Path | None, config: DrainConfig) -> Drain:
+    """A tree restored from `snapshot` when it exists and is acceptable; otherwise a fresh one, with a
+    refused file moved aside (never overwritten) and the reason logged."""
+    if snapshot is None or not snapshot.exists():
+        return Drain(config)
+    try:
+        drain = Drain.load(snapshot, config)
+    except StateError as exc:
+        kept = None
+        try:
+            kept = set_aside(snapshot)
+        except OSError:
+            pass
+        log.warning("drain_snapshot_refused", path=str(snapshot), reason=exc.reason, kept_as=str(kept))
+        return Drain(config)
+    log.info("drain_snapshot_restored", path=str(snapshot), clusters=drain.stats()["clusters"])
+    return drain
+
+
+class ParseStage:
+    def __init__(self, parser: Parser, drain: Drain) -> None:
+        self.parser = parser
+        self.drain = drain
+        self.records = 0
+        self.unparsed = 0
+        self.parser_errors = 0
+        self._errors_logged: set[str] = set()
+
+    @classmethod
+    def from_section(
+        cls, section: ParserSection, registry: Registry, snapshot: Path | None = None
+    ) -> ParseStage:
+        plugin = registry.get(Kind.PARSER, section.name)
+        state_dir = snapshot.parent if snapshot is not None else Path(".")
+        ctx = PluginContext(instance=f"parser.{section.name}.0", state_dir=state_dir, host=socket.gethostname())
+        parser = plugin(section.config, ctx)
+        drain_config = section.drain if isinstance(section.drain, DrainConfig) else DrainConfig()
+        return cls(parser, load_drain(snapshot, drain_config))
+
+    def process(self, records: list[Record], members: MutableSequence[int] | None = None) -> list[Record]:
+        """Fill time, level, component, message, fields and the template of each record, in place.
+
+        `members`, when given, receives the tree cluster of each record (`Match.member_id`): offline
+        commands use it to print every line's *final* template after all input."""
+        parse = self.parser.parse
+        add = self.drain.add
+        for rec in records:
+            self.records += 1
+            header = self._header(parse, rec.raw)
+            if header is None:
+                self.unparsed += 1
+                rec.message = rec.raw
+            else:
+                rec.message = header.message
+                rec.time = header.time
+                rec.level = header.level
+                rec.component = header.component
+                rec.fields = header.fields
+            m = add(rec.message)
+            rec.template_id = m.cluster_id
+            rec.template = m.template
+            rec.params = m.params
+            if members is not None:
+                members.append(m.member_id)
+        return records
+
+    def _header(self, parse: Any, raw: str) -> Header | None:
+        try:
+            header: Header | None = parse(raw)
+        except (ValueError, TypeError, KeyError, IndexError, RecursionError) as exc:
+            self.parser_errors += 1
+            kind = type(exc).__name__
+            if kind not in self._errors_logged:
+                self._errors_logged.add(kind)
+                log.warning("header_parse_failed", parser=getattr(self.parser, "name", "?"), error=kind)
+            return None
+        return header
+
+    def save(self, path: Path) -> None:
+        self.drain.save(path)
+
+    def stats(self) -> dict[str, float]:
+        out = {f"drain_{k}": v for k, v in self.drain.stats().items()}
+        out["records"] = float(self.records)
+        out["unparsed"] = float(self.unparsed)
+        out["parser_errors"] = float(self.parser_errors)
+        return out
+
+
+def default_section(log_format: str | None = None) -> ParserSection:
+    """The parser section a config gets when it says nothing: `auto`, or `format` for a format string."""
+    from agent.config import ParserSection
+    from plugins.parsers.auto import AutoConfig
+    from plugins.parsers.loghub_format import FormatConfig
+
+    if log_format is not None:
+        return ParserSection("format", FormatConfig(format=log_format), DrainConfig())
+    return ParserSection("auto", AutoConfig(), DrainConfig())
+
