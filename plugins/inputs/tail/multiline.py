@@ -1,0 +1,68 @@
+"""Multiline records: a line matching `start` opens a record, the lines after it (a stack trace) join it.
+
+A record is complete when the next start line arrives, when no line came for `flush` seconds, or when it
+reaches `max_lines`/`max_bytes`. Its offset is the end of its last line, so a record held here at a crash
+is simply read again after the restart: nothing held in memory is ever committed.
+"""
+
+from __future__ import annotations
+
+import re
+
+from plugins.inputs.tail.config import MultilineConfig
+
+
+class MultilineRules:
+    __slots__ = ("flush_s", "max_bytes", "max_lines", "start")
+
+    def __init__(self, config: MultilineConfig) -> None:
+        self.start = re.compile(config.start)
+        self.flush_s = config.flush.seconds
+        self.max_lines = config.max_lines
+        self.max_bytes = config.max_bytes.bytes
+
+
+class MultilineBuffer:
+    """The record being assembled for one file."""
+
+    __slots__ = ("_bytes", "_end", "_lines", "_rules", "last_at")
+
+    def __init__(self, rules: MultilineRules) -> None:
+        self._rules = rules
+        self._lines: list[str] = []
+        self._bytes = 0
+        self._end = 0
+        self.last_at = 0.0
+
+    def __bool__(self) -> bool:
+        return bool(self._lines)
+
+    def push(self, text: str, end: int, now: float) -> tuple[list[tuple[str, int]], int]:
+        """Add a line; returns the records it completed and how many of them a size limit forced out."""
+        out: list[tuple[str, int]] = []
+        forced = 0
+        if self._lines and self._rules.start.search(text) is not None:
+            out.append(self._take())
+        self._lines.append(text)
+        self._bytes += len(text) + 1
+        self._end = end
+        self.last_at = now
+        if len(self._lines) >= self._rules.max_lines or self._bytes >= self._rules.max_bytes:
+            out.append(self._take())
+            forced += 1
+        return out, forced
+
+    def due(self, now: float) -> bool:
+        return bool(self._lines) and now - self.last_at >= self._rules.flush_s
+
+    def deadline(self) -> float | None:
+        return self.last_at + self._rules.flush_s if self._lines else None
+
+    def take(self) -> tuple[str, int] | None:
+        return self._take() if self._lines else None
+
+    def _take(self) -> tuple[str, int]:
+        record = ("\n".join(self._lines), self._end)
+        self._lines = []
+        self._bytes = 0
+        return record

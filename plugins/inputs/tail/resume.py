@@ -1,0 +1,93 @@
+"""Where reading starts: saved offsets checked against the file, and the unread rest of rotated files.
+
+A saved offset is trusted only if the inode still starts with the same first line and still has the same
+bytes before the offset (the marker); otherwise the content was replaced while we were away (copytruncate,
+inode reuse) and the file is read from 0. Whatever was unread in the old content is looked for beside it:
+a renamed file by its inode, a copy by its fingerprint and marker. That is what makes a rotation during a
+restart lose nothing, where agents that only look at glob matches drop the rest of the old file.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import structlog
+
+from plugins.inputs.tail import discovery
+from plugins.inputs.tail.identity import marker_at, read_fingerprint
+from plugins.inputs.tail.store import Entry
+
+if TYPE_CHECKING:
+    from plugins.inputs.tail.file import TailFile
+    from plugins.inputs.tail.tailer import Tailer
+
+log = structlog.get_logger("logwarden.input.tail")
+
+MAX_ORPHANS = 256
+"""Saved offsets of vanished files checked at startup (newest first); older ones only wait to expire."""
+
+
+class Resumer:
+    def __init__(self, tailer: Tailer) -> None:
+        self.t = tailer
+
+    def _valid(self, fd: int, entry: Entry, size: int) -> bool:
+        if entry.offset > size or read_fingerprint(fd, self.t.fp_limit) != entry.fp:
+            return False
+        return entry.marker is None or marker_at(fd, entry.offset) == entry.marker
+
+    def start_offset(self, f: TailFile, size: int, first_scan: bool) -> int:
+        entry = self.t.store.latest_for(f.dev, f.ino)
+        if entry is not None:
+            if self._valid(f.fd, entry, size):
+                return entry.offset
+            self.t.stats.files_truncated += 1
+            log.info("offset_invalidated", path=f.path, offset=entry.offset, size=size)
+            self.recover_copy(entry.path, entry.fp, entry.offset, entry.marker, entry.offset, skip={f.key})
+            return 0
+        if first_scan and self.t.config.read_from == "end":
+            return size
+        return 0
+
+    def recover_copy(
+        self, original: str, fp: str, offset: int, marker: str | None, start: int, skip: set[tuple[int, int]]
+    ) -> None:
+        """Read the unread rest of `original`'s old content from a copy beside it, from `start` on."""
+        t = self.t
+        found = discovery.find_copy(original, fp, offset, marker, t.fp_limit, skip | set(t.files))
+        if found is None:
+            return
+        path, st = found
+        f = t.open_file(path, start=start, rotated=True)
+        if f is None:
+            return
+        own = t.store.latest_for(st.st_dev, st.st_ino)
+        if own is not None and own.offset > start and self._valid(f.fd, own, st.st_size):
+            f.read_pos = f.line_start = own.offset
+        t.stats.files_recovered += 1
+        log.info("rotated_rest_recovered", path=path, original=original, offset=f.read_pos, how="copy")
+
+    def recover_orphans(self) -> None:
+        """At startup: offsets of files no glob matches any more; read what they left unread."""
+        t = self.t
+        best: dict[tuple[int, int], Entry] = {}
+        for e in t.store.entries():
+            key = (e.dev, e.ino)
+            if key not in t.files and (key not in best or e.seq > best[key].seq):
+                best[key] = e
+        for e in sorted(best.values(), key=lambda e: e.seen, reverse=True)[:MAX_ORPHANS]:
+            found = discovery.find_by_inode(e.path, e.dev, e.ino)
+            if found is None:
+                self.recover_copy(e.path, e.fp, e.offset, e.marker, e.offset, skip=set())
+                continue
+            path, st = found
+            if st.st_size <= e.offset or (e.dev, e.ino) in t.files:
+                continue
+            f = t.open_file(path, start=e.offset, rotated=True)
+            if f is None:
+                continue
+            if not self._valid(f.fd, e, st.st_size):
+                t.close_file(f)
+                continue
+            t.stats.files_recovered += 1
+            log.info("rotated_rest_recovered", path=path, original=e.path, offset=e.offset, how="rename")

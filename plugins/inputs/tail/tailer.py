@@ -1,0 +1,455 @@
+"""The reader: reconcile the files on disk with the files we hold, read what is new, hand it downstream.
+
+One pass (`poll_once`) stats every path we follow (a different inode or none means rotation), re-globs
+when due or when an event hinted at new files, reads rotated files to their end before live ones (older
+data first), flushes multiline records whose time is up, and closes rotated files after `rotate_wait`.
+Passes run on the reader thread, woken by watchdog events or by the next deadline; tests can call
+`poll_once()` directly instead. Nothing here trusts an event: a lost event only delays a pass.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import threading
+from collections.abc import Sequence
+
+import structlog
+
+from agent.plugin import Emit, PluginContext
+from agent.types import Record
+from plugins.inputs.tail import discovery
+from plugins.inputs.tail.config import TailConfig
+from plugins.inputs.tail.file import Cursor, LineRules, TailFile
+from plugins.inputs.tail.identity import FINGERPRINT_MAX, FileId, digest
+from plugins.inputs.tail.multiline import MultilineBuffer, MultilineRules
+from plugins.inputs.tail.resume import Resumer
+from plugins.inputs.tail.stats import TailStats
+from plugins.inputs.tail.store import OffsetStore
+from plugins.inputs.tail.watcher import ObserverFactory, Watcher
+
+log = structlog.get_logger("logwarden.input.tail")
+
+CHUNK = 256 * 1024
+BUDGET = 4 * 1024 * 1024
+"""Bytes read from one live file per pass before the others get their turn."""
+BATCH = 256
+CHECK_S = 1.0
+"""Longest time between two passes when nothing wakes the reader (the stat reconcile)."""
+SAVE_S = 1.0
+
+
+class Tailer:
+    def __init__(self, config: TailConfig, ctx: PluginContext, make_observer: ObserverFactory | None = None) -> None:
+        self.config = config
+        self.ctx = ctx
+        self.stats = TailStats()
+        self.rules = LineRules(config.max_line_size.bytes, config.long_lines, config.encoding)
+        self.fp_limit = min(FINGERPRINT_MAX, config.max_line_size.bytes)
+        self._ml = MultilineRules(config.multiline) if config.multiline is not None else None
+        self.store = OffsetStore(ctx.plugin_state_dir() / "offsets.json")
+        self.files: dict[tuple[int, int], TailFile] = {}
+        self.active: dict[str, tuple[int, int]] = {}
+        self._cursors: dict[str, Cursor] = {}
+        self._cursor_lock = threading.Lock()
+        self._resumer = Resumer(self)
+        self._reported: set[str] = set()
+        self._ignored: dict[str, tuple[tuple[int, int], float, int]] = {}
+        self._emit: Emit | None = None
+        self._out: list[Record] = []
+        self._wake = threading.Event()
+        self._dirty = threading.Event()
+        self._stopping = threading.Event()
+        self._rescan = True
+        self._first_scan = True
+        self._stopped = False
+        self._next_refresh = 0.0
+        self._threads: list[threading.Thread] = []
+        self._make_observer = make_observer
+        self.watcher: Watcher | None = None
+
+    # -- lifecycle ----------------------------------------------------------------------------------
+
+    def open(self, emit: Emit) -> None:
+        """Load offsets and take `emit`; passes are then driven by `poll_once()` or by `start_threads()`."""
+        self.store.load()
+        self._emit = emit
+
+    def start_threads(self) -> None:
+        self.watcher = Watcher(
+            self.wake, self.stats, poll=self.config.poll,
+            poll_interval_s=self.config.poll_interval.seconds, make_observer=self._make_observer,
+        )
+        self.watcher.start()
+        for target, name in ((self._run, "tail-reader"), (self._run_saver, "tail-saver")):
+            t = threading.Thread(target=target, name=name, daemon=True)
+            t.start()
+            self._threads.append(t)
+
+    def wake(self, structural: bool) -> None:
+        if structural or self._reported:
+            self._rescan = True
+        self._wake.set()
+
+    def stop(self, timeout_s: float = 10.0) -> None:
+        self._stopping.set()
+        self._wake.set()
+        reader = self._threads[0] if self._threads else None
+        if reader is not None:
+            reader.join(timeout_s)
+            if reader.is_alive():
+                log.warning("tail_reader_stop_timed_out")
+        else:
+            self._finish()
+        if self.watcher is not None:
+            self.watcher.stop()
+        self._stopped = True
+        self._dirty.set()
+        for t in self._threads[1:]:
+            t.join(timeout_s)
+        for f in list(self.files.values()):
+            f.close()
+        self.files.clear()
+        self.active.clear()
+        self.save()
+
+    def _run(self) -> None:
+        while not self._stopping.is_set():
+            self._wake.clear()
+            more = False
+            try:
+                more = self.poll_once()
+            except Exception:  # the reader must outlive any one bad file; the next pass retries
+                log.exception("tail_pass_failed")
+            if not more:
+                self._wake.wait(max(0.0, self._next_deadline() - self.ctx.clock.monotonic()))
+        self._finish()
+
+    def _finish(self) -> None:
+        """At stop: emit held multiline records (they were only waiting for a timeout); never partial lines."""
+        with contextlib.suppress(Exception):
+            for f in list(self.files.values()):
+                self._flush_multiline(f)
+            self._send()
+
+    def _run_saver(self) -> None:
+        while True:
+            self._dirty.wait()
+            if self._stopping.is_set():
+                return
+            self._dirty.clear()
+            self.save()
+            self._stopping.wait(SAVE_S)
+
+    def save(self) -> None:
+        keys = set(self.files)
+        self.store.touch(keys, self.ctx.clock.time(), self.config.expire_offsets.seconds)
+        if self.store.dirty:
+            if self.store.save():
+                self.stats.offsets_saved += 1
+            else:
+                self.stats.offset_save_errors += 1
+
+    # -- commits (pipeline thread) ------------------------------------------------------------------
+
+    def commit(self, records: Sequence[Record]) -> None:
+        last: dict[str, int] = {}
+        for r in records:
+            if r.file_id:
+                last[r.file_id] = r.offset
+        now = self.ctx.clock.time()
+        for fid, offset in last.items():
+            with self._cursor_lock:
+                cur = self._cursors.get(fid)
+            file_id = cur.file_id if cur is not None else FileId.parse(fid)
+            if file_id is None:
+                continue
+            marker = cur.marker_for(offset) if cur is not None else None
+            prev = self.store.get(fid)
+            path = cur.path if cur is not None else (prev.path if prev is not None else "")
+            self.store.update(file_id, offset, marker, path, now)
+        if self._stopped:
+            self.save()
+        else:
+            self._dirty.set()
+
+    # -- one pass -----------------------------------------------------------------------------------
+
+    def poll_once(self) -> bool:
+        """Reconcile and read once; True when a live file had more to read than one pass takes."""
+        now = self.ctx.clock.monotonic()
+        if self._rescan or now >= self._next_refresh:
+            self._scan()
+            self._next_refresh = now + self.config.refresh_interval.seconds
+        else:
+            self._check_paths()
+        more = self._read_all()
+        now = self.ctx.clock.monotonic()
+        for f in list(self.files.values()):
+            if f.multiline is not None and f.multiline.due(now):
+                self.stats.multiline_flushed += 1
+                self._flush_multiline(f)
+        self._send()
+        self._purge_rotated(now)
+        self._forget_cursors(now)
+        return more
+
+    def _next_deadline(self) -> float:
+        now = self.ctx.clock.monotonic()
+        deadline = min(now + CHECK_S, self._next_refresh)
+        for f in self.files.values():
+            if f.rotated_at is not None:
+                deadline = min(deadline, f.rotated_at + self.config.rotate_wait.seconds)
+            if f.multiline is not None and (d := f.multiline.deadline()) is not None:
+                deadline = min(deadline, d)
+        return deadline
+
+    def _scan(self) -> None:
+        self._rescan = False
+        self._check_paths()
+        found = discovery.expand(self.config.path, self.config.exclude)
+        for path in found.directories + found.others:
+            self._report_once(path, "path_not_a_file")
+        if self.watcher is not None:
+            for pattern in self.config.path:
+                root, recursive = discovery.watch_root(pattern)
+                self.watcher.watch(root, recursive)
+        now_wall = self.ctx.clock.time()
+        for path, st in found.files.items():
+            key = (st.st_dev, st.st_ino)
+            if self.active.get(path) == key:
+                continue
+            f = self.files.get(key)
+            if f is not None:
+                f.rotated_at = None  # e.g. renamed to a name the glob matches too: keep following it
+                self.active[path] = key
+                continue
+            if self._ignore_old(path, key, st, now_wall):
+                continue
+            self.open_file(path, start=None)
+        if self._first_scan:
+            self._resumer.recover_orphans()
+        self._first_scan = False
+
+    def _ignore_old(self, path: str, key: tuple[int, int], st: os.stat_result, now_wall: float) -> bool:
+        """`ignore_older`: skip stale files without offsets; follow them from their old size once written."""
+        limit = self.config.ignore_older
+        seen = self._ignored.get(path)
+        if seen is not None and seen[0] == key:
+            if st.st_mtime <= seen[1]:
+                return True
+            del self._ignored[path]
+            self.open_file(path, start=seen[2])
+            return True
+        if limit is None or now_wall - st.st_mtime <= limit.seconds or self.store.latest_for(*key) is not None:
+            return False
+        self._ignored[path] = (key, st.st_mtime, st.st_size)
+        return True
+
+    def _report_once(self, path: str, event: str, **kw: object) -> None:
+        if path not in self._reported:
+            self._reported.add(path)
+            log.warning(event, path=path, **kw)
+
+    def open_file(self, path: str, start: int | None, rotated: bool = False) -> TailFile | None:
+        """Open and register a file; `start=None` decides from saved offsets (or `read_from`)."""
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        except PermissionError as exc:
+            if path not in self._reported:
+                self.stats.permission_denied += 1
+            self._report_once(path, "file_permission_denied", error=str(exc), retry="on every scan")
+            return None
+        except OSError:
+            return None  # gone since the glob; a directory; the next scan decides again
+        self._reported.discard(path)
+        st = os.fstat(fd)
+        key = (st.st_dev, st.st_ino)
+        if key in self.files:
+            os.close(fd)
+            return self.files[key]
+        f = TailFile(path, fd, st.st_dev, st.st_ino, 0)
+        offset = self._resumer.start_offset(f, st.st_size, self._first_scan) if start is None else start
+        f.read_pos = f.line_start = offset
+        f.multiline = MultilineBuffer(self._ml) if self._ml is not None else None
+        self.files[key] = f
+        if rotated:
+            f.rotated_at = self.ctx.clock.monotonic()
+        else:
+            self.active[path] = key
+        self.stats.files_opened += 1
+        self.stats.files_open = len(self.files)
+        if self.watcher is not None and os.path.islink(path):
+            self.watcher.watch(os.path.dirname(os.path.realpath(path)))
+        return f
+
+    def _check_paths(self) -> None:
+        """A followed path that now names another inode, or nothing, means its file was rotated."""
+        for path, key in list(self.active.items()):
+            try:
+                st = os.stat(path)
+                now_key: tuple[int, int] | None = (st.st_dev, st.st_ino)
+            except FileNotFoundError:
+                now_key = None
+            except OSError:
+                continue
+            if now_key == key:
+                continue
+            del self.active[path]
+            self._rescan = True
+            f = self.files.get(key)
+            if f is not None and key not in self.active.values() and f.rotated_at is None:
+                f.rotated_at = self.ctx.clock.monotonic()
+                self.stats.files_rotated += 1
+                log.info("file_rotated", path=path, inode=key[1], moved=now_key is not None)
+
+    # -- reading ------------------------------------------------------------------------------------
+
+    def _read_all(self) -> bool:
+        rotated = sorted((f for f in self.files.values() if f.rotated_at is not None), key=_rotated_order)
+        for f in rotated:
+            self._read(f, None)
+        more = False
+        for f in list(self.files.values()):
+            if f.rotated_at is None and f.fd >= 0 and self._read(f, BUDGET):
+                more = True
+        return more
+
+    def _read(self, f: TailFile, budget: int | None) -> bool:
+        try:
+            size = os.fstat(f.fd).st_size
+        except OSError:
+            return False
+        if size != f.last_size:
+            if size < f.read_pos or not f.tail_intact():
+                self._truncated(f)
+            f.last_size = size
+        total = 0
+        while not (self._stopping.is_set() and self._threads):
+            want = CHUNK if budget is None else min(CHUNK, budget - total)
+            try:
+                data = os.pread(f.fd, want, f.read_pos)
+            except OSError as exc:
+                self._report_once(f.path, "file_read_failed", error=str(exc))
+                return False
+            if not data:
+                return False
+            since = f.line_start
+            lines = f.feed(data, self.rules, self.stats)
+            self.stats.bytes_read += len(data)
+            total += len(data)
+            if lines:
+                self._deliver(f, lines, since)
+            if len(data) < want:
+                return False
+            if budget is not None and total >= budget:
+                return True
+        return False
+
+    def _cursor(self, f: TailFile, since: int) -> Cursor | None:
+        if f.cursor is None and f.identify(since, self.rules) is not None:
+            assert f.cursor is not None
+            with self._cursor_lock:
+                self._cursors[str(f.cursor.file_id)] = f.cursor
+        return f.cursor
+
+    def _deliver(self, f: TailFile, lines: list[tuple[bytes, int]], since: int) -> None:
+        cursor = self._cursor(f, since)
+        fid = str(cursor.file_id) if cursor is not None else ""
+        enc = self.config.encoding
+        t = self.ctx.clock.time()
+        now = self.ctx.clock.monotonic()
+        tag = self.ctx.tag
+        ml = f.multiline
+        last = -1
+        self.stats.lines_read += len(lines)
+        for raw, end in lines:
+            if raw[-1:] == b"\r":
+                raw = raw[:-1]
+            try:
+                text = raw.decode(enc)
+            except UnicodeDecodeError:
+                self.stats.decode_errors += 1
+                text = raw.decode(enc, "replace")
+            if ml is None:
+                self._out.append(Record(tag=tag, source=f.path, raw=text, offset=end, file_id=fid, read_time=t))
+                last = end
+            else:
+                done, forced = ml.push(text, end, now)
+                self.stats.multiline_flushed += forced
+                for joined, jend in done:
+                    self._out.append(
+                        Record(tag=tag, source=f.path, raw=joined, offset=jend, file_id=fid, read_time=t)
+                    )
+                    last = jend
+            if len(self._out) >= BATCH:
+                self._send()
+        if cursor is not None and last >= 0:
+            cursor.emitted = max(cursor.emitted, last)
+
+    def _emit_one(self, f: TailFile, text: str, end: int) -> None:
+        fid = str(f.cursor.file_id) if f.cursor is not None else ""
+        self._out.append(Record(tag=self.ctx.tag, source=f.path, raw=text, offset=end, file_id=fid,
+                                read_time=self.ctx.clock.time()))
+        if f.cursor is not None:
+            f.cursor.emitted = max(f.cursor.emitted, end)
+
+    def _flush_multiline(self, f: TailFile) -> None:
+        if f.multiline is not None and (rec := f.multiline.take()) is not None:
+            self._emit_one(f, rec[0], rec[1])
+
+    def _send(self) -> None:
+        if not self._out or self._emit is None:
+            return
+        batch, self._out = self._out, []
+        self.stats.records_emitted += len(batch)
+        self._emit(batch)
+
+    # -- truncation, rotation end -------------------------------------------------------------------
+
+    def _truncated(self, f: TailFile) -> None:
+        self.stats.files_truncated += 1
+        log.info("file_truncated", path=f.path, offset=f.read_pos)
+        self._flush_multiline(f)
+        self._send()
+        if f.fp is not None and f.tail:
+            self._resumer.recover_copy(f.path, f.fp, f.read_pos, digest(f.tail), f.line_start, skip={f.key})
+        if f.cursor is not None:
+            f.cursor.closed_at = self.ctx.clock.monotonic()
+        f.reset()
+        f.multiline = MultilineBuffer(self._ml) if self._ml is not None else None
+
+    def _purge_rotated(self, now: float) -> None:
+        wait = self.config.rotate_wait.seconds
+        for f in [f for f in self.files.values() if f.rotated_at is not None and now - f.rotated_at >= wait]:
+            self._read(f, None)
+            self._flush_multiline(f)
+            partial = f.take_partial()
+            if partial is not None:
+                text = partial[0].decode(self.config.encoding, "replace")
+                self._emit_one(f, text, partial[1])
+            self._send()
+            self.close_file(f)
+
+    def close_file(self, f: TailFile) -> None:
+        if f.cursor is not None:
+            f.cursor.closed_at = self.ctx.clock.monotonic()
+        f.close()
+        self.files.pop(f.key, None)
+        for path in [p for p, k in self.active.items() if k == f.key]:
+            del self.active[path]
+        self.stats.files_closed += 1
+        self.stats.files_open = len(self.files)
+
+    def _forget_cursors(self, now: float) -> None:
+        """Drop cursors of closed generations once their records were committed (or nobody commits)."""
+        keep_s = max(60.0, 2 * self.config.rotate_wait.seconds)
+        with self._cursor_lock:
+            for fid, cur in list(self._cursors.items()):
+                if cur.closed_at is not None and (cur.committed >= cur.emitted or now - cur.closed_at > keep_s):
+                    del self._cursors[fid]
+
+
+def _rotated_order(f: TailFile) -> float:
+    return f.rotated_at if f.rotated_at is not None else 0.0
+
