@@ -167,16 +167,14 @@ class HttpClient:
 
 def _root_cause(exc: BaseException) -> str:
     """The innermost exception's class (e.g. ConnectionRefusedError) without its URL-bearing message."""
-    seen = exc
-    while seen.__cause__ is not None or seen.__context__ is not None:
-        nxt = seen.__cause__ or seen.__context__
-        assert nxt is not None
-        seen = nxt
     args = getattr(exc, "args", ())
-    inner = args[0] if args else None
-    reason = getattr(inner, "reason", None)
-    if isinstance(reason, BaseException):
-        seen = reason
+    reason = getattr(args[0], "reason", None) if args else None  # urllib3's MaxRetryError.reason
+    seen: BaseException = reason if isinstance(reason, BaseException) else exc
+    for _ in range(10):
+        nxt = seen.__cause__ or seen.__context__
+        if nxt is None:
+            break
+        seen = nxt
     return type(seen).__name__
 
 

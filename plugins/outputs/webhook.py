@@ -15,8 +15,9 @@ Headers on every request:
   `X-Logwarden-Signature: sha256=<hex HMAC-SHA256(secret, timestamp + "." + body)>`. A receiver recomputes
   the HMAC over the raw body, compares in constant time and rejects stale timestamps (replays).
 
-One request per alert keeps the idempotency key per request; a batch is delivered in order and the first
-failure is reported, so a retry may resend alerts that already arrived (same keys).
+One request per alert keeps the idempotency key per request, and the router hands this output one alert
+per call (`max_batch = 1`) so each is acknowledged on its own: with batches, a receiver failing one request
+in N would fail every batch of N and nothing would get through.
 """
 
 from __future__ import annotations
@@ -60,7 +61,7 @@ class WebhookOutput:
     name: ClassVar[str] = "webhook"
     config_class: ClassVar[type[WebhookConfig]] = WebhookConfig
     supports_resolve: ClassVar[bool] = True
-    max_batch: ClassVar[int] = 20
+    max_batch: ClassVar[int] = 1
 
     def __init__(self, config: WebhookConfig, ctx: PluginContext) -> None:
         self.config = config
