@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 import structlog
 
 from plugins.inputs.tail import discovery
-from plugins.inputs.tail.identity import marker_at, read_fingerprint
+from plugins.inputs.tail.identity import FileId, marker_at, read_fingerprint
 from plugins.inputs.tail.store import Entry
 
 if TYPE_CHECKING:
@@ -46,8 +46,16 @@ class Resumer:
             self.recover_copy(entry.path, entry.fp, entry.offset, entry.marker, entry.offset, skip={f.key})
             return 0
         if first_scan and self.t.config.read_from == "end":
+            self._remember_end(f, size)
             return size
         return 0
+
+    def _remember_end(self, f: TailFile, size: int) -> None:
+        """Skipping to the end is a decision to keep: save it, or the next start would skip again."""
+        fp = read_fingerprint(f.fd, self.t.fp_limit)
+        if fp is not None:
+            t = self.t
+            t.store.update(FileId(f.dev, f.ino, fp), size, marker_at(f.fd, size), f.path, t.ctx.clock.time())
 
     def recover_copy(
         self, original: str, fp: str, offset: int, marker: str | None, start: int, skip: set[tuple[int, int]]

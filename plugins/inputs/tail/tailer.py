@@ -107,10 +107,9 @@ class Tailer:
         self._dirty.set()
         for t in self._threads[1:]:
             t.join(timeout_s)
+        self.save()  # while the files are still open, so their entries count as seen
         for f in list(self.files.values()):
-            f.close()
-        self.files.clear()
-        self.active.clear()
+            self.close_file(f)
         self.save()
 
     def _run(self) -> None:
@@ -178,11 +177,12 @@ class Tailer:
     def poll_once(self) -> bool:
         """Reconcile and read once; True when a live file had more to read than one pass takes."""
         now = self.ctx.clock.monotonic()
-        if self._rescan or now >= self._next_refresh:
+        due = now >= self._next_refresh
+        if not (self._rescan or due):
+            self._check_paths()  # may find a rotation and ask for a re-scan in this same pass
+        if self._rescan or due:
             self._scan()
             self._next_refresh = now + self.config.refresh_interval.seconds
-        else:
-            self._check_paths()
         more = self._read_all()
         now = self.ctx.clock.monotonic()
         for f in list(self.files.values()):

@@ -1,0 +1,145 @@
+"""Restarts: saved offsets, markers, and rotations that happen while the input is stopped.
+
+These tests drive passes synchronously (`poll_once`) so every step is deterministic; the sink commits each
+batch at once, like a pipeline whose outputs are durable.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from collections.abc import Callable
+
+from agent.clock import ManualClock
+from agent.schema import Duration
+from tests.plugins.inputs.tail.tailkit import Harness, Sink, append
+
+Drain = Callable[..., None]
+
+
+def _run(harness: Harness, drain: Drain, **options: object) -> list[str]:
+    inp, sink = harness.make(**options)
+    drain(inp)
+    harness.stop(inp)
+    return sink.lines()
+
+
+def test_restart_resumes_from_saved_offset(harness: Harness, drain: Drain) -> None:
+    log = harness.dir / "app.log"
+    append(log, "first-line\n")
+    assert _run(harness, drain) == ["first-line"]
+    append(log, "second-line\n")
+    assert _run(harness, drain) == ["second-line"]
+
+
+def test_offsets_are_saved_only_for_committed_records(harness: Harness, drain: Drain) -> None:
+    log = harness.dir / "app.log"
+    append(log, "a\nb\nc\n")
+    sink = Sink()
+    sink.auto_commit = False
+    inp, _ = harness.make(sink)
+    drain(inp)
+    inp.commit(sink.records[:1])  # only "a" reached a durable place
+    harness.stop(inp)
+    assert _run(harness, drain) == ["b", "c"]
+
+
+def test_read_from_end_applies_only_without_saved_offset(harness: Harness, drain: Drain) -> None:
+    log = harness.dir / "app.log"
+    append(log, "old\n")
+    assert _run(harness, drain, read_from="end") == []
+    append(log, "new\n")
+    assert _run(harness, drain, read_from="end") == ["new"]
+
+
+def test_copytruncate_across_restart_reads_new_content_only(harness: Harness, drain: Drain) -> None:
+    log = harness.dir / "app.log"
+    append(log, "line-1\nline-2\n")
+    assert _run(harness, drain) == ["line-1", "line-2"]
+    shutil.copyfile(log, harness.dir / "app.log.1")
+    os.truncate(log, 0)
+    append(log, "line-3\n")
+    assert _run(harness, drain) == ["line-3"]
+
+
+def test_copytruncate_while_stopped_recovers_unread_rest_from_the_copy(harness: Harness, drain: Drain) -> None:
+    log = harness.dir / "app.log"
+    append(log, "read-1\n")
+    assert _run(harness, drain) == ["read-1"]
+    append(log, "unread-2\nunread-3\n")
+    shutil.copyfile(log, harness.dir / "app.log.1")
+    os.truncate(log, 0)
+    append(log, "after-4\n")
+    assert _run(harness, drain) == ["unread-2", "unread-3", "after-4"]
+    assert _run(harness, drain) == []
+
+
+def test_truncated_and_regrown_past_offset_is_detected_by_marker(harness: Harness, drain: Drain) -> None:
+    """Stop, truncate, write more than before: size alone would hide it, the offset marker does not."""
+    log = harness.dir / "app.log"
+    append(log, "short-1\n")
+    assert _run(harness, drain) == ["short-1"]
+    with open(log, "w") as fh:
+        fh.write("rewritten-content-that-is-longer\n")
+    assert _run(harness, drain) == ["rewritten-content-that-is-longer"]
+
+
+def test_partial_line_across_restart_is_completed_once(harness: Harness, drain: Drain) -> None:
+    log = harness.dir / "app.log"
+    append(log, "whole\npartial")
+    assert _run(harness, drain) == ["whole"]
+    append(log, " line\n")
+    assert _run(harness, drain) == ["partial line"]
+    assert _run(harness, drain) == []
+
+
+def test_rename_rotation_while_stopped_reads_old_rest_before_new_file(harness: Harness, drain: Drain) -> None:
+    log = harness.dir / "app.log"
+    append(log, "l1\nl2\n")
+    assert _run(harness, drain) == ["l1", "l2"]
+    append(log, "l3-unread\n")
+    os.rename(log, harness.dir / "app.log.1")
+    append(log, "l4-new\n")
+    inp, sink = harness.make()
+    drain(inp)
+    assert sink.lines() == ["l3-unread", "l4-new"]
+    assert inp.stats()["files_recovered"] == 1
+    harness.stop(inp)
+    assert _run(harness, drain) == []
+
+
+def test_inode_reuse_is_not_mistaken_for_the_old_file(harness: Harness, drain: Drain) -> None:
+    """A new file that happens to get the old inode must be read from 0 (its first line differs)."""
+    log = harness.dir / "app.log"
+    append(log, "old-file-line-with-some-length\n")
+    assert _run(harness, drain) == ["old-file-line-with-some-length"]
+    os.unlink(log)
+    with open(log, "w") as fh:
+        fh.write("fresh\n" * 10)
+    assert _run(harness, drain) == ["fresh"] * 10
+
+
+def test_stale_offsets_expire(harness: Harness, drain: Drain) -> None:
+    clock = ManualClock()
+    for name in ("keep.log", "gone.log"):
+        append(harness.dir / name, f"{name}\n")
+    inp, _ = harness.make(clock=clock, expire_offsets=Duration(3600))
+    drain(inp)
+    harness.stop(inp)
+    os.unlink(harness.dir / "gone.log")
+    clock.advance(7200)
+    inp, _ = harness.make(clock=clock, expire_offsets=Duration(3600))
+    drain(inp)
+    harness.stop(inp)
+    doc = json.loads((harness.state / "input.tail.0" / "offsets.json").read_text())
+    assert [os.path.basename(e["path"]) for e in doc["entries"]] == ["keep.log"]
+
+
+def test_corrupt_offsets_file_is_set_aside(harness: Harness, drain: Drain) -> None:
+    state = harness.state / "input.tail.0"
+    state.mkdir(parents=True)
+    (state / "offsets.json").write_text("{not json")
+    append(harness.dir / "app.log", "x\n")
+    assert _run(harness, drain) == ["x"]
+    assert any(p.name.startswith("offsets.json.rejected-") for p in state.iterdir())
