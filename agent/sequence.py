@@ -1,0 +1,259 @@
+"""Sequence encoding for the sequence detectors (DeepLog LSTM, Transformer): the ONE path for train and serve.
+
+Training (`agent/training/deeplog.py`, `agent/training/transformer.py`) and the daemon's detectors
+(`plugins/detectors/deeplog.py`, `plugins/detectors/transformer.py`) both turn a session's event keys into
+model indices here, so the vocabulary, the reserved tokens, the padding and the windowing can never drift
+apart between the two. numpy only: this module is on the daemon's import path.
+
+Token layout: 0 = padding, 1 = unknown key (a template never seen in training), 2 = begin of session,
+3 = end of session, 4.. = the training keys in sorted order. A *bounded* window (a whole session: a block
+id closed by its idle timeout) carries the begin/end tokens, so a session that stops early or starts in
+the wrong place is itself an unpredicted event; an unbounded window (a slice of a time series) does not,
+because its edges are arbitrary.
+
+Scores follow DeepLog's top-g rule and stay continuous for ROC-AUC: at each position the observed event
+gets `(rank - 1) + (1 - p)`, with rank 1 = the most likely prediction and p its softmax probability. That
+value exceeds g exactly when the event is not among the top-g predictions, so `score > g` *is* the top-g
+rule, and a session's score is the maximum over its positions. An unknown key scores `UNKNOWN_SCORE`,
+above any rank.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+PAD = 0
+UNK = 1
+BOS = 2
+EOS = 3
+FIRST_KEY = 4
+RESERVED = ("<pad>", "<unk>", "<bos>", "<eos>")
+
+UNKNOWN_SCORE = 1.0e6
+"""Score of a position whose event is unknown: above every rank, so it is anomalous for every g."""
+
+IntArray = npt.NDArray[np.int64]
+FloatArray = npt.NDArray[np.float64]
+
+
+@dataclass(frozen=True, slots=True)
+class Vocabulary:
+    """Event keys seen in training, in model-index order (index = FIRST_KEY + position in `keys`).
+
+    Keys are strings: sessions files may hold any token and the daemon's template ids are stringified,
+    so one mapping serves both.
+    """
+
+    keys: tuple[str, ...]
+
+    @classmethod
+    def fit(cls, sessions: Iterable[Sequence[Any]]) -> Vocabulary:
+        seen: set[str] = set()
+        for session in sessions:
+            seen.update(str(k) for k in session)
+        return cls(tuple(sorted(seen, key=_natural_key)))
+
+    @property
+    def size(self) -> int:
+        """Number of model classes: the reserved tokens plus the keys."""
+        return FIRST_KEY + len(self.keys)
+
+    def index(self) -> dict[str, int]:
+        return {k: FIRST_KEY + i for i, k in enumerate(self.keys)}
+
+    def key_of(self, token: int) -> str:
+        if token >= FIRST_KEY:
+            return self.keys[token - FIRST_KEY]
+        return RESERVED[token]
+
+    def to_json(self) -> dict[str, Any]:
+        return {"reserved": list(RESERVED), "keys": list(self.keys)}
+
+    @classmethod
+    def from_json(cls, doc: dict[str, Any]) -> Vocabulary:
+        if list(doc.get("reserved", [])) != list(RESERVED):
+            raise ValueError(f"reserved tokens {doc.get('reserved')!r} differ from {list(RESERVED)!r}")
+        keys = doc.get("keys")
+        if not isinstance(keys, list) or not all(isinstance(k, str) for k in keys):
+            raise ValueError("keys must be a list of strings")
+        if len(set(keys)) != len(keys):
+            raise ValueError("keys must be unique")
+        return cls(tuple(keys))
+
+
+def _natural_key(key: str) -> tuple[int, int, str]:
+    """Numeric keys sort as numbers (HDFS event ids), anything else after them as text."""
+    if key.lstrip("-").isdigit():
+        return (0, int(key), "")
+    return (1, 0, key)
+
+
+class Encoder:
+    """Maps event keys to tokens with a dict built once; unknown keys become UNK and are counted."""
+
+    __slots__ = ("_index", "unknown_events", "vocabulary")
+
+    def __init__(self, vocabulary: Vocabulary) -> None:
+        self.vocabulary = vocabulary
+        self._index = vocabulary.index()
+        self.unknown_events = 0
+
+    def encode(self, session: Sequence[Any], *, bounded: bool) -> IntArray:
+        get = self._index.get
+        body = [get(str(k), UNK) for k in session]
+        self.unknown_events += body.count(UNK)
+        if bounded:
+            body = [BOS, *body, EOS]
+        return np.asarray(body, dtype=np.int64)
+
+
+@dataclass(frozen=True, slots=True)
+class NextEventBatch:
+    """All next-event prediction problems of a set of sequences, flattened.
+
+    `history[i]` is the left-padded window of the `h` tokens before target `target[i]`, which is the
+    `position[i]`-th token of sequence `owner[i]`.
+    """
+
+    history: IntArray
+    target: IntArray
+    owner: IntArray
+    position: IntArray
+
+    def __len__(self) -> int:
+        return int(self.target.shape[0])
+
+
+def next_event_windows(sequences: Sequence[IntArray], history: int, *, bounded: bool) -> NextEventBatch:
+    """Every (last h tokens → next token) problem of every sequence, vectorised per sequence.
+
+    In a bounded sequence the first target is the first real event (predicted from BOS alone) and the last
+    is EOS. In an unbounded one, prediction starts at the second event, since nothing precedes the first.
+    """
+    first = 1
+    hist: list[IntArray] = []
+    tgt: list[IntArray] = []
+    own: list[IntArray] = []
+    pos: list[IntArray] = []
+    for i, seq in enumerate(sequences):
+        n = int(seq.shape[0])
+        if n <= first:
+            continue
+        padded = np.concatenate([np.full(history, PAD, dtype=np.int64), seq])
+        views = np.lib.stride_tricks.sliding_window_view(padded, history)
+        # views[t] holds padded[t : t + h] == the h tokens before seq[t].
+        hist.append(views[first:n])
+        tgt.append(seq[first:n])
+        own.append(np.full(n - first, i, dtype=np.int64))
+        pos.append(np.arange(first, n, dtype=np.int64))
+    if not tgt:
+        empty = np.zeros(0, dtype=np.int64)
+        return NextEventBatch(np.zeros((0, history), dtype=np.int64), empty, empty, empty)
+    return NextEventBatch(
+        np.ascontiguousarray(np.concatenate(hist)),
+        np.concatenate(tgt),
+        np.concatenate(own),
+        np.concatenate(pos),
+    )
+
+
+def pad_batch(sequences: Sequence[IntArray], max_len: int) -> tuple[IntArray, IntArray]:
+    """Right-pad sequences into one [B, L] array; longer ones are cut into chunks of `max_len`.
+
+    Returns the array and, per row, the index of the sequence it came from, so a caller can take the
+    maximum over a long session's chunks instead of silently scoring only its head.
+    """
+    rows: list[IntArray] = []
+    owner: list[int] = []
+    for i, seq in enumerate(sequences):
+        if seq.shape[0] == 0:
+            rows.append(np.full(1, PAD, dtype=np.int64))
+            owner.append(i)
+            continue
+        for start in range(0, int(seq.shape[0]), max_len):
+            rows.append(seq[start : start + max_len])
+            owner.append(i)
+    width = max((int(r.shape[0]) for r in rows), default=1)
+    out = np.full((len(rows), width), PAD, dtype=np.int64)
+    for j, r in enumerate(rows):
+        out[j, : r.shape[0]] = r
+    return out, np.asarray(owner, dtype=np.int64)
+
+
+def rank_scores(logits: npt.NDArray[np.floating[Any]], target: IntArray) -> FloatArray:
+    """`(rank - 1) + (1 - p)` of each target under its row of logits; UNKNOWN_SCORE for UNK targets.
+
+    Ties count in the event's favour (only strictly larger logits outrank it), so a uniform prediction
+    never makes an event look unpredicted.
+    """
+    rows = np.arange(target.shape[0])
+    z = logits.astype(np.float64, copy=False)
+    z_t = z[rows, target]
+    above = (z > z_t[:, None]).sum(axis=1).astype(np.float64)
+    z_max = z.max(axis=1)
+    p = np.exp(z_t - z_max) / np.exp(z - z_max[:, None]).sum(axis=1)
+    score: FloatArray = above + (1.0 - p)
+    score[target == UNK] = UNKNOWN_SCORE
+    return score
+
+
+def per_owner_max(values: FloatArray, owner: IntArray, n: int, *, empty: float = 0.0) -> FloatArray:
+    """Maximum of `values` per owner index; owners without any value get `empty`."""
+    out = np.full(n, -np.inf, dtype=np.float64)
+    if values.shape[0]:
+        np.maximum.at(out, owner, values)
+    out[np.isneginf(out)] = empty
+    return out
+
+
+Predict = Callable[[IntArray], npt.NDArray[np.float32]]
+"""A next-event model: [B, h] int64 histories → [B, vocabulary] float32 logits (onnxruntime or torch)."""
+
+
+@dataclass(frozen=True, slots=True)
+class NextEventScores:
+    """Per-sequence scores plus the per-position detail an explanation needs."""
+
+    session: FloatArray
+    windows: NextEventBatch
+    position: FloatArray
+    """Score of every prediction problem in `windows` (same order)."""
+
+
+def score_next_event(
+    predict: Predict,
+    sequences: Sequence[IntArray],
+    history: int,
+    *,
+    bounded: bool,
+    batch_size: int = 256,
+) -> NextEventScores:
+    """Session score = max over positions of the observed event's rank score (see the module docstring).
+
+    Histories are deduplicated before prediction: normal traffic repeats a few contexts over and over,
+    so most batches shrink to a fraction of their rows. Windows are predicted in micro-batches of
+    `batch_size` rows, one model call each.
+    """
+    windows = next_event_windows(sequences, history, bounded=bounded)
+    n = len(windows)
+    pos = np.zeros(n, dtype=np.float64)
+    if n:
+        uniq, inverse = np.unique(windows.history, axis=0, return_inverse=True)
+        inverse = inverse.reshape(-1)
+        logits = np.concatenate(
+            [predict(np.ascontiguousarray(uniq[s : s + batch_size])) for s in range(0, uniq.shape[0], batch_size)]
+        )
+        pos = rank_scores(logits[inverse], windows.target)
+    session = per_owner_max(pos, windows.owner, len(sequences))
+    # An unknown key anywhere (also where it is never a target, e.g. the only event of an unbounded window)
+    # makes the whole sequence anomalous.
+    for i, seq in enumerate(sequences):
+        if seq.shape[0] and bool((seq == UNK).any()):
+            session[i] = UNKNOWN_SCORE
+    return NextEventScores(session, windows, pos)
+

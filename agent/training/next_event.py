@@ -1,0 +1,200 @@
+"""The next-event objective shared by the DeepLog LSTM and the Transformer (semi-supervised, normal data only).
+
+Both networks map the last h tokens of a session to logits over the vocabulary; everything around the
+network is the same and lives here: the vocabulary and windows (from `agent/sequence.py`, the path the
+daemon uses too), deduplicated weighted training rows, the fit loop, the export and parity check, and the
+choice of g. g is the threshold: a session is anomalous when its score exceeds g, i.e. when one of its
+events was not among the top-g predictions. Unless given, g is the smallest integer that keeps the
+`quantile` of *held-out normal* sessions below it, scored by the exported ONNX model through the same
+function the daemon calls — so the threshold belongs to exactly the model that is served.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from agent.bundle import OnnxInfo, Threshold, new_manifest, write_bundle
+from agent.features import fit_feature_spec
+from agent.sequence import UNKNOWN_SCORE, Encoder, IntArray, Vocabulary, next_event_windows, score_next_event
+from agent.training.torch_common import (
+    FitOptions,
+    FitResult,
+    Progress,
+    check_parity,
+    dedupe_rows,
+    export_onnx,
+    fit,
+    holdout_split,
+    onnx_opsets,
+    require_torch,
+    seed_everything,
+)
+
+if TYPE_CHECKING:
+    from agent.training import TrainingData
+
+INPUT_NAME = "history"
+OUTPUT_NAME = "logits"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class NextEventOptions:
+    history: int = 10
+    top_g: int | None = None
+    """Fixed g; None chooses it from held-out normal sessions at `quantile`."""
+    quantile: float = 0.999
+    holdout: float = 0.1
+    """Share of the normal sessions held out for early stopping and for choosing g."""
+    bounded: bool = True
+    """Sessions with real begin and end (session windows): BOS/EOS become predicted events."""
+    fit: FitOptions = field(default_factory=FitOptions)
+
+
+@dataclass(slots=True)
+class NextEventResult:
+    onnx_path: Path
+    vocabulary: Vocabulary
+    top_g: int
+    threshold_method: str
+    fit: FitResult
+    parity_error: float
+    summary: dict[str, Any]
+
+
+NetFactory = Callable[[int], Any]
+"""Builds the torch network for a vocabulary size; its forward maps [B, h] int64 to [B, V] logits."""
+
+
+def train_next_event(
+    label: str,
+    make_net: NetFactory,
+    sessions: Sequence[Sequence[str]],
+    options: NextEventOptions,
+    workdir: Path,
+    progress: Progress | None = None,
+) -> NextEventResult:
+    torch = require_torch()
+    fo = options.fit
+    seed_everything(fo.seed, fo.threads)
+    if len(sessions) < 2:
+        raise ValueError(f"{label}: need at least 2 normal sessions to train and hold out, got {len(sessions)}")
+    vocabulary = Vocabulary.fit(sessions)
+    encoder = Encoder(vocabulary)
+    encoded = [encoder.encode(s, bounded=options.bounded) for s in sessions]
+    train_idx, hold_idx = holdout_split(len(encoded), options.holdout, fo.seed)
+    train_w = next_event_windows([encoded[i] for i in train_idx], options.history, bounded=options.bounded)
+    hold_w = next_event_windows([encoded[i] for i in hold_idx], options.history, bounded=options.bounded)
+    if len(train_w) == 0:
+        raise ValueError(f"{label}: the training sessions hold no next-event problem (all too short)")
+    (hx, hy), hwt = dedupe_rows(train_w.history, train_w.target)
+    (vx, vy), vwt = dedupe_rows(hold_w.history, hold_w.target) if len(hold_w) else ((hold_w.history, hold_w.target), np.zeros(0, np.float32))
+
+    net = make_net(vocabulary.size)
+
+    def loss_fn(model: Any, x: Any, y: Any, w: Any) -> Any:
+        ce = torch.nn.functional.cross_entropy(model(x), y, reduction="none")
+        return (ce * w).sum() / w.sum()
+
+    tensors = [torch.from_numpy(hx), torch.from_numpy(hy), torch.from_numpy(hwt)]
+    val = [torch.from_numpy(vx), torch.from_numpy(vy), torch.from_numpy(vwt)]
+    result = fit(net, loss_fn, tensors, val, fo, progress or Progress(label, fo.epochs))
+
+    onnx_path = workdir / "model.onnx"
+    rng = np.random.default_rng(fo.seed)
+    example = torch.from_numpy(rng.integers(0, vocabulary.size, size=(2, options.history), dtype=np.int64))
+    export_onnx(
+        net,
+        (example,),
+        onnx_path,
+        input_names=[INPUT_NAME],
+        output_names=[OUTPUT_NAME],
+        dynamic={INPUT_NAME: {0: ("batch", 1, 1 << 20), 1: ("seq", 1, options.history)}},
+    )
+    probes = [
+        {INPUT_NAME: rng.integers(0, vocabulary.size, size=shape, dtype=np.int64)}
+        for shape in ((1, options.history), (7, options.history), (3, max(1, options.history // 2)), (64, options.history))
+    ]
+    parity = check_parity(net, onnx_path, probes)
+
+    predict = _onnx_predict(onnx_path)
+    held = [encoded[i] for i in hold_idx]
+    hold_scores = score_next_event(predict, held, options.history, bounded=options.bounded).session
+    if options.top_g is not None:
+        g, method = options.top_g, "top-g (given)"
+    else:
+        finite = hold_scores[hold_scores < UNKNOWN_SCORE]
+        q = float(np.quantile(finite, options.quantile, method="higher")) if finite.size else 0.0
+        g, method = max(1, math.ceil(q)), "top-g (quantile of held-out normal session scores)"
+    g = min(g, vocabulary.size - 1)
+    summary = {
+        "sessions": len(sessions),
+        "train_sessions": len(train_idx),
+        "holdout_sessions": len(hold_idx),
+        "train_windows": len(train_w),
+        "unique_train_windows": int(hx.shape[0]),
+        "vocabulary": len(vocabulary.keys),
+        "holdout_score_quantiles": _quantiles(hold_scores),
+        "holdout_flagged": int((hold_scores > g).sum()),
+    }
+    return NextEventResult(onnx_path, vocabulary, g, method, result, parity, summary)
+
+
+def _quantiles(scores: np.ndarray[Any, Any]) -> dict[str, float]:
+    if scores.size == 0:
+        return {}
+    return {f"q{q}": round(float(np.quantile(scores, q / 100)), 4) for q in (50, 90, 99, 100)}
+
+
+def _onnx_predict(path: Path) -> Callable[[IntArray], Any]:
+    import onnxruntime as ort
+
+    sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+
+    def predict(x: IntArray) -> Any:
+        return sess.run([OUTPUT_NAME], {INPUT_NAME: x})[0]
+
+    return predict
+
+
+def write_next_event_bundle(
+    detector: str,
+    result: NextEventResult,
+    data: TrainingData,
+    out: Path,
+    options: NextEventOptions,
+    architecture: dict[str, Any],
+) -> Path:
+    """The bundle of a next-event model: ONNX + a manifest naming g, the vocabulary and the windowing."""
+    model = {
+        "objective": "next-event",
+        "architecture": architecture,
+        "sequence": {
+            "history": options.history,
+            "bounded": options.bounded,
+            "vocabulary": result.vocabulary.to_json(),
+        },
+        "top_g": result.top_g,
+        "score": "max over positions of (rank - 1) + (1 - p) of the observed event; unknown key scores 1e6",
+        "parity_max_abs_error": result.parity_error,
+        "seed": options.fit.seed,
+        "threads": options.fit.threads,
+    }
+    manifest = new_manifest(
+        detector=detector,
+        window=data.window,
+        features=fit_feature_spec(data.windows, groups=("counts",)),
+        threshold=Threshold(float(result.top_g), result.threshold_method, options.quantile if options.top_g is None else None),
+        onnx=OnnxInfo([INPUT_NAME], [OUTPUT_NAME], onnx_opsets(result.onnx_path)),
+        training={"source": data.source, **result.summary, "fit": result.fit.to_json()},
+        train_command=data.command,
+        model=model,
+        drain_snapshot=data.drain_snapshot,
+        preprocessing={"sequence": "agent.sequence (vocabulary and history in model.sequence)"},
+    )
+    return write_bundle(out, result.onnx_path.read_bytes(), manifest)
