@@ -1,4 +1,4 @@
-"""`logwarden run` (not implemented yet)."""
+"""`logwarden run -c FILE`: the daemon. Exit 78 on an invalid config, 0 after a graceful SIGTERM."""
 
 from __future__ import annotations
 
@@ -6,10 +6,12 @@ import argparse
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    pass
+    p.add_argument("-c", "--config", required=True, help="The YAML config file.")
 
 
 def run(args: argparse.Namespace) -> int:
-    from agent.errors import LogwardenError
+    from agent.daemon import Daemon
 
-    raise LogwardenError("'run' is not implemented yet")
+    daemon = Daemon(args.config)
+    config = daemon.load()  # ConfigError → exit 78 before anything starts
+    return daemon.run(config)

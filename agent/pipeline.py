@@ -1,0 +1,315 @@
+"""Wiring and lifecycle of one running configuration: inputs → parse → detectors → alert router → outputs.
+
+Threads: each input reads on its own thread and hands batches to one bounded queue; a single worker
+thread parses (the Drain tree is not thread-safe and the GIL would serialise parsing anyway), writes
+record streams, feeds detectors, and submits their scores to the alert router, which spools them before
+its own delivery threads send them. Only then are the batch's offsets committed back to its input, so a
+crash replays what was not handled durably (at-least-once). Timers (closing time windows, resolving
+alerts) run on the worker between batches, so no plugin is ever called from two threads.
+
+Reload is a rebuild: the old pipeline drains and saves offsets, templates and the spool, and the new one
+starts from that state. Nothing is lost, and no component has to support in-place reconfiguration.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import structlog
+
+from agent.clock import Clock, SystemClock
+from agent.config import Config, DetectorSection, InputSection, OutputSection
+from agent.plugin import Detector, Input, Kind, Output, PluginContext
+from agent.registry import Registry
+from agent.stages import BoundedQueue, QueueClosed, tag_matches
+from agent.types import Alert, Record, Score
+
+log = structlog.get_logger("logwarden.pipeline")
+
+
+@dataclass(slots=True)
+class PipelineStats:
+    records: int = 0
+    batches: int = 0
+    scores: int = 0
+    anomalies: int = 0
+    stage_errors: int = 0
+    last_progress: float = field(default_factory=time.monotonic)
+    started: float = field(default_factory=time.monotonic)
+
+
+@dataclass(slots=True)
+class _Batch:
+    input_index: int
+    records: list[Record]
+
+
+@dataclass(slots=True)
+class _Flush:
+    """Asks the worker to flush detectors and timers and to signal `done` (end of a replay)."""
+
+    done: threading.Event
+
+
+AlertListener = Callable[[Sequence[Alert]], None]
+
+
+class EventClock:
+    """Wall time as the records tell it (for replays), with real monotonic time for timeouts and retries.
+
+    A replayed hour then closes its windows and dedups its alerts as it happened, while delivery backoff
+    still waits real seconds.
+    """
+
+    def __init__(self, pipeline: Pipeline) -> None:
+        self._pipeline = pipeline
+
+    def time(self) -> float:
+        return self._pipeline._virtual_now
+
+    def monotonic(self) -> float:
+        return time.monotonic()
+
+
+class Pipeline:
+    """One configuration, running. Build with `Pipeline(config, registry)`, then `start()` and `stop()`."""
+
+    def __init__(
+        self,
+        config: Config,
+        registry: Registry,
+        *,
+        clock: Clock | None = None,
+        inputs: Sequence[tuple[InputSection, Input]] | None = None,
+        event_time: bool = False,
+        on_alerts: AlertListener | None = None,
+    ) -> None:
+        """`inputs` replaces the configured inputs (replay); `event_time` drives timers by the records'
+        own times instead of the wall clock, so a replayed hour closes its windows as it happened."""
+        from agent.alerting.router import AlertRouter
+        from agent.parsing import ParseStage
+
+        self.config = config
+        self.event_time = event_time
+        self._virtual_now = 0.0
+        self.clock: Clock = EventClock(self) if event_time else (clock or SystemClock())
+        self.on_alerts = on_alerts
+        svc = config.service
+        self.state_dir = Path(svc.state_dir)
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        self.host = svc.hostname
+        self.stats = PipelineStats()
+        self.queue: BoundedQueue[_Batch | _Flush] = BoundedQueue(svc.queue_size)
+        self._stopping = threading.Event()
+        self._worker: threading.Thread | None = None
+
+        if inputs is None:
+            inputs = [(s, self._make(Kind.INPUT, s.name, s.config, s.index, registry, tag=s.tag)) for s in config.inputs]
+        self.inputs: list[tuple[InputSection, Input]] = list(inputs)
+        self.parsers: list[ParseStage] = []
+        self.snapshot_paths: list[Path] = []
+        for section, _ in self.inputs:
+            snap = self.state_dir / f"drain.{section.tag}.{section.index}.json"
+            self.snapshot_paths.append(snap)
+            self.parsers.append(ParseStage.from_section(section.parser, registry, snap))
+        self.detectors: list[tuple[DetectorSection, Detector]] = [
+            (s, self._make(Kind.DETECTOR, s.name, s.config, s.index, registry)) for s in config.detectors
+        ]
+        self.outputs: list[tuple[OutputSection, Output]] = [
+            (s, self._make(Kind.OUTPUT, s.name, s.config, s.index, registry)) for s in config.outputs
+        ]
+        alert_outputs = [(f"output.{s.name}.{s.index}", s.match, o) for s, o in self.outputs if s.stream == "alerts"]
+        self.record_outputs = [(s, o) for s, o in self.outputs if s.stream == "records"]
+        self.router = AlertRouter(svc.alerts, alert_outputs, self.state_dir / "alerts.sqlite", self.host, self.clock)
+        self._last_snapshot = self.clock.monotonic()
+        self._last_tick = self.clock.monotonic()
+
+    def _make(self, kind: Kind, name: str, config: Any, index: int, registry: Registry, tag: str = "") -> Any:
+        cls = registry.get(kind, name)
+        ctx = PluginContext(
+            instance=f"{kind.value}.{name}.{index}", state_dir=self.state_dir, host=self.host, tag=tag, clock=self.clock
+        )
+        return cls(config, ctx)
+
+    # -- lifecycle ---------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        for _, out in self.outputs:
+            out.start()
+        self.router.start()
+        self._worker = threading.Thread(target=self._run_worker, name="logwarden-worker", daemon=True)
+        self._worker.start()
+        for i, (section, inp) in enumerate(self.inputs):
+            inp.start(self._emitter(i))
+            log.info("input_started", input=f"input.{section.name}.{section.index}", tag=section.tag)
+
+    def _emitter(self, index: int) -> Callable[[Sequence[Record]], None]:
+        def emit(records: Sequence[Record]) -> None:
+            if records:
+                self.queue.put(_Batch(index, list(records)))
+
+        return emit
+
+    def flush(self, timeout: float = 60.0) -> bool:
+        """Wait until everything queued so far is processed and open windows are closed (replay's end)."""
+        done = threading.Event()
+        try:
+            self.queue.put(_Flush(done))
+        except QueueClosed:
+            return False
+        return done.wait(timeout)
+
+    def stop(self, timeout: float | None = None) -> None:
+        """Stop inputs, finish what is queued, flush detectors, save state; bounded by `timeout`."""
+        limit = self.config.service.shutdown_timeout.seconds if timeout is None else timeout
+        deadline = time.monotonic() + limit
+        for section, inp in self.inputs:
+            try:
+                inp.stop()
+            except Exception:
+                log.exception("input_stop_failed", input=f"input.{section.name}.{section.index}")
+        self._stopping.set()
+        if self._worker is not None:
+            self._worker.join(max(0.1, deadline - time.monotonic()))
+            if self._worker.is_alive():
+                log.warning("worker_stop_timed_out", queued=self.queue.qsize())
+        self.queue.close()
+        self.router.close(max(0.1, deadline - time.monotonic()))
+        for _, out in self.outputs:
+            try:
+                out.stop()
+            except Exception:
+                log.exception("output_stop_failed")
+        self.save_state()
+        log.info("pipeline_stopped", records=self.stats.records)
+
+    def save_state(self) -> None:
+        for parser, path in zip(self.parsers, self.snapshot_paths, strict=True):
+            try:
+                parser.save(path)
+            except OSError as exc:
+                log.error("snapshot_save_failed", path=str(path), error=str(exc))
+
+    # -- the worker --------------------------------------------------------------------------------
+
+    def _run_worker(self) -> None:
+        tick_s = self.config.service.tick_interval.seconds
+        while True:
+            item = self.queue.get(timeout=min(tick_s, 0.2))
+            if item is None:
+                if self._stopping.is_set():
+                    break
+            elif isinstance(item, _Flush):
+                self._close_detectors()
+                item.done.set()
+            else:
+                self._process(item)
+            self._timers()
+        # Stopping: the inputs are stopped, so drain what they had already queued.
+        while (item := self.queue.get_nowait()) is not None:
+            if isinstance(item, _Batch):
+                self._process(item)
+            else:
+                item.done.set()
+        self._close_detectors()
+
+    def _process(self, batch: _Batch) -> None:
+        section, inp = self.inputs[batch.input_index]
+        parser = self.parsers[batch.input_index]
+        records = self._guard("parse", f"parser.{section.parser.name}", parser.process, batch.records)
+        if records is None:
+            records = batch.records
+        tag = section.tag
+        for out_section, out in self.record_outputs:
+            if tag_matches(out_section.match, tag):
+                self._guard("records", f"output.{out_section.name}", out.write_records, records)
+        scores: list[Score] = []
+        for det_section, det in self.detectors:
+            if tag_matches(det_section.match, tag):
+                got = self._guard("detect", f"detector.{det_section.name}", det.observe, records)
+                if got:
+                    scores.extend(got)
+        if self.event_time and records:
+            self._virtual_now = max(self._virtual_now, max(r.event_time for r in records))
+        self._submit(scores, tag)
+        self._guard("commit", f"input.{section.name}", inp.commit, batch.records)
+        self.stats.records += len(records)
+        self.stats.batches += 1
+        self.stats.last_progress = time.monotonic()
+
+    def _submit(self, scores: list[Score], tag: str) -> None:
+        if not scores:
+            return
+        self.stats.scores += len(scores)
+        anomalous = [s for s in scores if s.is_anomaly]
+        self.stats.anomalies += len(anomalous)
+        alerts = self._guard("alert", "router", self.router.submit, scores, tag)
+        if alerts and self.on_alerts is not None:
+            self.on_alerts(alerts)
+
+    def now(self) -> float:
+        return self._virtual_now if self.event_time else self.clock.time()
+
+    def _timers(self) -> None:
+        mono = self.clock.monotonic()
+        if mono - self._last_tick >= self.config.service.tick_interval.seconds or self.event_time:
+            self._last_tick = mono
+            now = self.now()
+            if now > 0:
+                for det_section, det in self.detectors:
+                    got = self._guard("tick", f"detector.{det_section.name}", det.tick, now)
+                    if got:
+                        self._submit(got, det_section.match)
+                self._guard("tick", "router", self.router.tick, now)
+        if mono - self._last_snapshot >= self.config.service.snapshot_interval.seconds:
+            self._last_snapshot = mono
+            self.save_state()
+        self.stats.last_progress = time.monotonic()
+
+    def _close_detectors(self) -> None:
+        for det_section, det in self.detectors:
+            got = self._guard("close", f"detector.{det_section.name}", det.close)
+            if got:
+                self._submit(got, det_section.match)
+
+    def _guard(self, stage: str, plugin: str, fn: Callable[..., Any], *args: Any) -> Any:
+        """The one place that catches broad exceptions: a failing plugin call is logged, counted and
+        skipped, so one bad record or one buggy plugin cannot stop the daemon."""
+        try:
+            return fn(*args)
+        except Exception as exc:
+            self.stats.stage_errors += 1
+            log.error("stage_item_failed", stage=stage, plugin=plugin, error=repr(exc), exc_info=True)
+            return None
+
+    # -- introspection for /health, /metrics and the API -------------------------------------------
+
+    def stuck(self, after_s: float = 60.0) -> bool:
+        """Work is queued but the worker has made no progress for `after_s`."""
+        return self.queue.qsize() > 0 and time.monotonic() - self.stats.last_progress > after_s
+
+    def component_stats(self) -> dict[str, dict[str, float]]:
+        out: dict[str, dict[str, float]] = {
+            "pipeline": {
+                k: float(v) for k, v in dataclasses.asdict(self.stats).items() if k not in ("last_progress", "started")
+            },
+            "queue": {"depth": float(self.queue.qsize()), "capacity": float(self.queue.maxsize),
+                      "blocked_seconds": self.queue.stats.blocked_s},
+        }
+        for (section, inp), parser in zip(self.inputs, self.parsers, strict=True):
+            out[f"parser.{section.tag}.{section.index}"] = parser.stats()
+            fn = getattr(inp, "stats", None)
+            if callable(fn):
+                out[f"input.{section.name}.{section.index}"] = fn()
+        for det_section, det in self.detectors:
+            fn = getattr(det, "stats", None)
+            if callable(fn):
+                out[f"detector.{det_section.name}.{det_section.index}"] = fn()
+        out["router"] = self.router.stats()
+        return out
