@@ -110,7 +110,7 @@ class Daemon:
         )
 
     def _do_reload(self) -> None:
-        self.notifier.notify("RELOADING=1\nMONOTONIC_USEC=%d" % int(time.monotonic() * 1e6))
+        self.notifier.notify(f"RELOADING=1\nMONOTONIC_USEC={int(time.monotonic() * 1e6)}")
         try:
             new = self.load()
         except (ConfigError, ConfigErrors) as exc:
