@@ -1,0 +1,336 @@
+"""Isolation Forest detector: windows → features → onnxruntime forest + novelty → scores with evidence.
+
+With `model: <bundle path>` it serves that bundle (its window spec wins: features were learned on it).
+With `model: auto` it baselines itself on this host: windows of the first `learn_for` (or
+`learn_windows`) are collected, a CHILD PROCESS trains the forest (`python -m agent.training.iforest`,
+so the daemon never imports scikit-learn nor keeps its memory), the bundle lands under the instance's
+state directory and the scorer is swapped in between two batches — windows keep being collected while
+the child works, so there is no gap. Every `retrain_every` a new bundle is trained on the recent windows
+that scored normal; the previous bundle is kept for rollback (`current.json` names both), and a bundle
+that fails to load never replaces a working one.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from collections import deque
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, ClassVar
+
+import structlog
+
+from agent.bundle import load_bundle
+from agent.errors import BundleError
+from agent.plugin import PluginContext
+from agent.schema import Duration, opt
+from agent.scoring import ScoreBatcher, WindowModel, open_window_model
+from agent.state import write_atomic
+from agent.types import Record, Score, Severity, Window
+from agent.windows import Windower, WindowSpec, window_to_dict
+
+log = structlog.get_logger("logwarden.detector.iforest")
+
+CURRENT_FILE = "current.json"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class IForestConfig:
+    window: WindowSpec = opt(
+        WindowSpec(type="sliding", size=Duration(60.0), step=Duration(10.0)),
+        doc="How records are grouped into scored windows (ignored for a bundle: the bundle's spec is used).",
+    )
+    model: str = opt("auto", doc="Path of a model bundle, or auto to learn a baseline on this host.")
+    batch_size: int = opt(256, ge=1, doc="Windows scored in one onnxruntime call at most.")
+    batch_wait: Duration = opt(Duration(0.05), doc="Longest time a closed window waits for its batch to fill.")
+    threshold_override: float | None = opt(None, doc="Use this threshold instead of the bundle's.")
+    learn_for: Duration = opt(Duration(3600.0), doc="Event time collected before the first self-baselined model.")
+    learn_windows: int = opt(
+        0, ge=0, doc="When above 0, the first model is trained after this many windows instead of after learn_for."
+    )
+    min_learn_windows: int = opt(20, ge=2, doc="Windows needed before any model is trained.")
+    retrain_every: Duration | None = opt(Duration(86400.0), doc="How often a self-baselined model is retrained.")
+    keep_windows: int = opt(20_000, ge=10, doc="Recent normal windows kept for retraining.")
+    n_estimators: int = opt(100, ge=1, doc="Trees of a self-baselined forest.")
+    threshold_quantile: float = opt(0.995, ge=0.5, le=1.0, doc="Quantile of normal training scores used as threshold.")
+    novelty_margin: float = opt(
+        0.25, ge=0.0, doc="Share of each count's training span tolerated beyond it before a window counts as novel."
+    )
+    features: list[str] = opt(["counts", "stats", "temporal", "levels"], doc="Feature groups of a self-baselined model.")
+    train_timeout: Duration = opt(Duration(900.0), doc="A training child running longer is stopped.")
+
+    def __post_init__(self) -> None:
+        from agent.features import GROUPS
+
+        bad = [g for g in self.features if g not in GROUPS]
+        if bad or not self.features:
+            raise ValueError(f"features must be a non-empty subset of {', '.join(GROUPS)}")
+
+
+@dataclass(slots=True)
+class IForestStats:
+    windows: int = 0
+    scored: int = 0
+    anomalies: int = 0
+    batches: int = 0
+    trainings: int = 0
+    training_failures: int = 0
+    swaps: int = 0
+
+
+@dataclass(slots=True)
+class _Training:
+    proc: subprocess.Popen[bytes]
+    out: Path
+    started: float
+    log_path: Path
+
+
+class IForestDetector:
+    name: ClassVar[str] = "iforest"
+    config_class: ClassVar[type[IForestConfig]] = IForestConfig
+
+    def __init__(self, config: IForestConfig, ctx: PluginContext) -> None:
+        self.config = config
+        self.ctx = ctx
+        self.counters = IForestStats()
+        self.auto = config.model == "auto"
+        self.model: WindowModel | None = None
+        self.spec = config.window
+        self._windowers: dict[str, Windower] = {}
+        self._batcher: ScoreBatcher[Window] = ScoreBatcher(config.batch_size, config.batch_wait.seconds)
+        self._recent: deque[dict[str, Any]] = deque(maxlen=config.keep_windows)
+        self._learn_start: float | None = None
+        self._learn_end = 0.0
+        self._training: _Training | None = None
+        self._next_retrain: float | None = None
+        self._seq = 0
+        if not self.auto:
+            self._swap(Path(config.model), record=False)
+            assert self.model is not None
+            self.spec = self.model.bundle.window
+        else:
+            self._state = ctx.plugin_state_dir()
+            self._resume()
+
+    @staticmethod
+    def preflight(config: IForestConfig) -> list[tuple[str, str]]:
+        if config.model == "auto":
+            return []
+        try:
+            load_bundle(config.model, expected_detector="iforest")
+        except BundleError as exc:
+            return [("model", f"{exc.field}: {exc.reason}")]
+        return []
+
+    # -- model lifecycle ------------------------------------------------------------------------------
+
+    def _swap(self, path: Path, *, record: bool = True) -> bool:
+        """Load a bundle and make it the scorer; a bundle that fails to load leaves the old one in place."""
+        try:
+            model = open_window_model(load_bundle(path, expected_detector="iforest"))
+        except BundleError:
+            if not record:
+                raise
+            log.error("bundle_refused", path=str(path), exc_info=True)
+            return False
+        previous = self.model
+        self.model = model
+        self.counters.swaps += 1
+        if record:
+            prev_name = previous.bundle.path.name if previous is not None and previous.bundle.path.parent == path.parent else None
+            write_atomic(self._state / CURRENT_FILE, json.dumps({"current": path.name, "previous": prev_name}))
+            self._prune(keep={path.name, prev_name})
+            self._next_retrain = (
+                self.ctx.clock.monotonic() + self.config.retrain_every.seconds if self.config.retrain_every else None
+            )
+            log.info("model_swapped", path=str(path), previous=prev_name)
+        return True
+
+    def _resume(self) -> None:
+        current = self._state / CURRENT_FILE
+        if not current.exists():
+            return
+        try:
+            doc = json.loads(current.read_text())
+            names = [doc.get("current"), doc.get("previous")]
+        except (OSError, ValueError, AttributeError):
+            names = []
+        for name in names:
+            if isinstance(name, str) and (self._state / name).is_dir():
+                try:
+                    self.model = open_window_model(load_bundle(self._state / name, expected_detector="iforest"))
+                except BundleError:
+                    log.warning("bundle_refused", path=str(self._state / name), exc_info=True)
+                    continue
+                self._seq = _seq_of(name)
+                if self.config.retrain_every:
+                    self._next_retrain = self.ctx.clock.monotonic() + self.config.retrain_every.seconds
+                log.info("model_resumed", path=str(self._state / name))
+                return
+
+    def _prune(self, keep: set[str | None]) -> None:
+        for child in self._state.glob("bundle-*"):
+            if child.name not in keep and child.is_dir():
+                shutil.rmtree(child, ignore_errors=True)
+
+    def _start_training(self) -> None:
+        from agent.training.iforest import ForestOptions, write_windows_file
+
+        self._seq += 1
+        name = f"bundle-{self._seq:06d}"
+        windows_file = self._state / "train-windows.json"
+        options = ForestOptions(
+            n_estimators=self.config.n_estimators,
+            quantile=self.config.threshold_quantile,
+            novelty_margin=self.config.novelty_margin,
+            groups=tuple(self.config.features),
+            seed=self._seq,
+        )
+        write_windows_file(windows_file, self.spec, list(self._recent), options)
+        log_path = self._state / "train.log"
+        with open(log_path, "wb") as log_fh:
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "agent.training.iforest", "--windows", str(windows_file),
+                 "--out", str(self._state / name), "--source", f"self-baseline of {self.ctx.instance}"],
+                stdout=log_fh,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+            )
+        self._training = _Training(proc, self._state / name, self.ctx.clock.monotonic(), log_path)
+        self.counters.trainings += 1
+        log.info("training_started", windows=len(self._recent), pid=proc.pid, out=str(self._state / name))
+
+    def _poll_training(self) -> None:
+        t = self._training
+        if t is None:
+            return
+        code = t.proc.poll()
+        if code is None:
+            if self.ctx.clock.monotonic() - t.started > self.config.train_timeout.seconds:
+                t.proc.kill()
+                t.proc.wait()
+                code = -9
+            else:
+                return
+        self._training = None
+        if code != 0 or not self._swap(t.out):
+            self.counters.training_failures += 1
+            tail = t.log_path.read_text(errors="replace")[-500:] if t.log_path.exists() else ""
+            log.error("training_failed", code=code, output=tail)
+            if self.config.retrain_every:
+                self._next_retrain = self.ctx.clock.monotonic() + min(self.config.retrain_every.seconds, 600.0)
+
+    def _maybe_train(self) -> None:
+        if not self.auto or self._training is not None or len(self._recent) < self.config.min_learn_windows:
+            return
+        if self.model is None:
+            if self._learn_start is None:
+                return
+            if self.config.learn_windows:
+                due = len(self._recent) >= self.config.learn_windows
+            else:
+                due = self._learn_end - self._learn_start >= self.config.learn_for.seconds
+            if due or (self._next_retrain is not None and self.ctx.clock.monotonic() >= self._next_retrain):
+                self._start_training()
+        elif self._next_retrain is not None and self.ctx.clock.monotonic() >= self._next_retrain:
+            self._next_retrain = None
+            self._start_training()
+
+    # -- detector protocol ----------------------------------------------------------------------------
+
+    def stats(self) -> dict[str, float]:
+        out = {k: float(v) for k, v in asdict(self.counters).items()}
+        out["learning"] = 1.0 if self.model is None else 0.0
+        out["pending"] = float(len(self._batcher))
+        return out
+
+    def observe(self, records: Sequence[Record]) -> list[Score]:
+        closed: list[Window] = []
+        for record in records:
+            w = self._windowers.get(record.tag)
+            if w is None:
+                w = self._windowers[record.tag] = Windower(self.spec, record.tag)
+            closed.extend(w.add(record))
+        return self._handle(closed)
+
+    def tick(self, now: float) -> list[Score]:
+        closed: list[Window] = []
+        for w in self._windowers.values():
+            closed.extend(w.tick(now))
+        self._poll_training()
+        out = self._handle(closed)
+        out.extend(self._score(self._batcher.due(self.ctx.clock.monotonic())))
+        self._maybe_train()
+        return out
+
+    def close(self) -> list[Score]:
+        closed: list[Window] = []
+        for w in self._windowers.values():
+            closed.extend(w.flush())
+        out = self._handle(closed)
+        out.extend(self._score(self._batcher.flush()))
+        if self._training is not None:
+            self._training.proc.terminate()
+            self._training.proc.wait()
+            self._training = None
+        return out
+
+    def _handle(self, windows: list[Window]) -> list[Score]:
+        if not windows:
+            return []
+        self.counters.windows += len(windows)
+        if self.model is None:
+            for w in windows:
+                self._recent.append(window_to_dict(w))
+                if self._learn_start is None:
+                    self._learn_start = w.start
+                self._learn_end = max(self._learn_end, w.end)
+            self._maybe_train()
+            return []
+        out: list[Score] = []
+        for batch in self._batcher.add(windows, self.ctx.clock.monotonic()):
+            out.extend(self._score(batch))
+        return out
+
+    def _score(self, batch: list[Window]) -> list[Score]:
+        if not batch or self.model is None:
+            return []
+        model = self.model
+        scored = model.score_windows(batch)
+        threshold = self.config.threshold_override if self.config.threshold_override is not None else model.threshold
+        self.counters.batches += 1
+        self.counters.scored += len(batch)
+        forest, novelty = scored.parts.get("forest"), scored.parts.get("novelty")
+        out: list[Score] = []
+        for i, w in enumerate(batch):
+            value = float(scored.score[i])
+            anomalous = value > threshold
+            score = Score(
+                detector=self.name, stream=w.stream, key=w.key, start=w.start, end=w.end,
+                score=value, threshold=threshold, is_anomaly=anomalous, source=",".join(sorted(w.sources)),
+                condition=f"session:{w.stream}:{w.key}" if self.spec.type == "session" else f"window:{w.stream}",
+            )
+            if anomalous:
+                self.counters.anomalies += 1
+                novel = novelty is not None and novelty[i] > 0
+                score.title = f"Unusual log pattern in {w.stream}" + (" (templates or counts never seen)" if novel else "")
+                parts = f"forest {forest[i]:.3f}, novelty {novelty[i]:.3f}" if forest is not None and novelty is not None else ""
+                score.summary = f"{len(w)} events between {w.start:.0f} and {w.end:.0f} scored {value:.3f} > {threshold:.3f} ({parts})."
+                score.severity = Severity.WARNING
+                score.evidence = model.explain(w)
+            elif self.auto:
+                self._recent.append(window_to_dict(w))
+            out.append(score)
+        return out
+
+
+def _seq_of(name: str) -> int:
+    try:
+        return int(name.rsplit("-", 1)[1])
+    except (IndexError, ValueError):
+        return 0

@@ -1,0 +1,111 @@
+"""IForest detector: serving a bundle, and self-baselining with a real training child process."""
+
+from __future__ import annotations
+
+import json
+import random
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from agent.bundle import write_bundle
+from agent.clock import ManualClock
+from agent.plugin import PluginContext
+from agent.schema import Duration
+from agent.training.iforest import ForestOptions, build_bundle
+from agent.types import Record, Window
+from agent.windows import WindowSpec
+from plugins.detectors.iforest import IForestConfig, IForestDetector
+
+SESSION = WindowSpec(type="session", key=r"blk_-?\d+", idle=Duration(5.0))
+
+
+def block_records(block: int, t0: float, events: list[int]) -> list[Record]:
+    return [Record(tag="hdfs", source="/log/hdfs.log", raw=f"event {e} blk_{block}", time=t0 + i, template_id=e,
+                   template=f"template {e}") for i, e in enumerate(events)]
+
+
+def normal_events(rnd: random.Random) -> list[int]:
+    return [5, 5, 22] + [11, 9] * rnd.randint(2, 3) + [26, 26]
+
+
+@pytest.fixture
+def bundle(tmp_path: Path) -> Path:
+    rnd = random.Random(0)
+    windows = [Window("hdfs", str(i), 0.0, 0.0, events=normal_events(rnd)) for i in range(150)]
+    model, manifest = build_bundle(windows, SESSION, ForestOptions(n_estimators=20), command="test")
+    return write_bundle(tmp_path / "bundle", model, manifest)
+
+
+def test_serves_a_bundle_with_evidence(tmp_path: Path, bundle: Path) -> None:
+    c = PluginContext(instance="detector.iforest.0", state_dir=tmp_path / "state", host="h", clock=ManualClock())
+    det = IForestDetector(IForestConfig(model=str(bundle), batch_size=2), c)
+    assert det.spec == SESSION  # the bundle's window spec wins
+    det.observe(block_records(1, 0.0, [5, 5, 22, 11, 9, 11, 9, 26, 26]))
+    det.observe(block_records(2, 0.0, [5, 22, 77]))
+    scores = det.tick(100.0) + det.close()
+    by_key = {s.key: s for s in scores}
+    assert set(by_key) == {"blk_1", "blk_2"}
+    assert not by_key["blk_1"].is_anomaly and by_key["blk_2"].is_anomaly
+    ev = by_key["blk_2"].evidence
+    assert ev.templates[0].template_id == 77 and ev.samples[0] == "event 77 blk_2"
+    assert by_key["blk_2"].condition == "session:hdfs:blk_2"
+
+
+def test_preflight(tmp_path: Path, bundle: Path) -> None:
+    assert IForestDetector.preflight(IForestConfig(model=str(bundle))) == []
+    assert IForestDetector.preflight(IForestConfig()) == []
+    (bundle / "model.onnx").write_bytes(b"junk")
+    (problem,) = IForestDetector.preflight(IForestConfig(model=str(bundle)))
+    assert problem[0] == "model" and "sha256" in problem[1]
+
+
+def test_self_baselines_in_a_child_process_and_hot_swaps(
+    tmp_path: Path, waiter: Callable[..., None]
+) -> None:
+    clock = ManualClock()
+    c = PluginContext(instance="detector.iforest.0", state_dir=tmp_path, host="h", clock=clock)
+    config = IForestConfig(window=SESSION, learn_windows=60, min_learn_windows=20, n_estimators=20,
+                           novelty_margin=0.0, retrain_every=Duration(3600.0))
+    det = IForestDetector(config, c)
+    rnd = random.Random(1)
+    t = 0.0
+    for block in range(60):
+        det.observe(block_records(block, t, normal_events(rnd)))
+        t += 20.0
+        det.tick(t)
+    assert det.stats()["trainings"] == 1 and det.model is None
+
+    def swapped() -> bool:
+        det.tick(t)
+        return det.model is not None
+
+    waiter(swapped, timeout=60.0, what="the trained bundle to be swapped in")
+    state = c.plugin_state_dir()
+    assert json.loads((state / "current.json").read_text()) == {"current": "bundle-000001", "previous": None}
+    assert "sklearn" not in json.dumps(det.stats())
+    det.observe(block_records(999, t, [5, 22, 404]))
+    scores = det.tick(t + 100.0) + det.close()
+    assert [s.key for s in scores if s.is_anomaly] == ["blk_999"]
+
+    # A restart resumes the saved bundle instead of learning again.
+    again = IForestDetector(config, c)
+    assert again.model is not None and again.model.bundle.path.name == "bundle-000001"
+
+    # The retrain schedule produces a second bundle; the first is kept for rollback.
+    clock.advance(3601.0)
+    for block in range(30):
+        again.observe(block_records(2000 + block, t, normal_events(rnd)))
+        t += 20.0
+        clock.advance(0.1)  # lets each micro-batch reach its batch_wait
+        again.tick(t)
+    assert again.stats()["scored"] >= 20 and again.stats()["trainings"] == 1
+
+    def retrained() -> bool:
+        again.tick(t)
+        return again.model is not None and again.model.bundle.path.name == "bundle-000002"
+
+    waiter(retrained, timeout=60.0, what="the retrained bundle")
+    assert json.loads((state / "current.json").read_text()) == {"current": "bundle-000002", "previous": "bundle-000001"}
+    again.close()
