@@ -40,8 +40,8 @@ from agent.schema import opt
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class DrainConfig:
-    sim_th: float = opt(0.4, ge=0.0, le=1.0, doc="Similarity a message needs to join a cluster.")
-    depth: int = opt(4, ge=3, doc="Depth of the prefix tree (root, length layer, token layers, leaf), as in Drain3.")
+    sim_th: float = opt(0.75, ge=0.0, le=1.0, doc="Share of a message's tokens that must equal a cluster's template to join it.")
+    depth: int = opt(5, ge=3, doc="Depth of the prefix tree (root, length layer, token layers, leaf), as in Drain3.")
     max_children: int = opt(100, ge=2, doc="Children per internal node.")
     max_clusters: int = opt(100_000, ge=1, doc="Clusters kept; the least recently used is evicted beyond.")
     max_tokens: int = opt(
@@ -81,7 +81,7 @@ class _Node:
 
 
 class _Cluster:
-    __slots__ = ("alive", "bucket", "count", "gaps", "id", "leaf", "template", "tokens", "version")
+    __slots__ = ("alive", "bucket", "count", "display", "gaps", "id", "key", "leaf", "template", "tokens", "version")
 
     def __init__(self, cid: int, tokens: list[str], gaps: list[str], bucket: str) -> None:
         self.id = cid
@@ -92,7 +92,14 @@ class _Cluster:
         self.version = 0
         self.alive = True
         self.leaf: _Node | None = None
-        self.template = render(tokens, gaps)[0]
+        self.template = self.key = self.display = ""
+        self.set_template(render(tokens, gaps)[0])
+
+    def set_template(self, template: str) -> None:
+        """The group key ignores how much whitespace separates words and reads an empty bracket or quote
+        pair as an empty parameter, so padding or a missing value never splits a group."""
+        self.template = self.display = template
+        self.key = _EMPTY_PAIR.sub(lambda m: m.group()[0] + "<*>" + m.group()[1], " ".join(template.split()))
 
 
 class _Entry:
@@ -125,6 +132,7 @@ Recipe = int | tuple[str | int, ...]
 """One parameter: a value index, or literal text and value indexes to concatenate."""
 Plan = tuple[Recipe, ...]
 
+_EMPTY_PAIR = re.compile(r"\(\)|\[\]|\{\}|''|\"\"")
 _ROUTE_AS_WILD = re.compile(r"[\d\x00\x01]").search
 _WILD_KEY = WILD
 _GAP_SEP = "\x02"
@@ -238,9 +246,9 @@ class Drain:
                 st.cache_hits += 1
                 c.count += 1
                 self._lru.move_to_end(c.id)
-                owner = self._owners.get(c.template)
+                owner = self._owners.get(c.key)
                 if owner is None:
-                    owner = self._owners[c.template] = c
+                    owner = self._owners[c.key] = c
                 plan = entry.plan
                 return Match(owner.id, c.template, tuple(values) if plan is None else _fill(plan, values),
                              ChangeType.NONE, c.id)
@@ -278,7 +286,7 @@ class Drain:
                 return None
             c = found
             plan = render(c.tokens, c.gaps, tokens)[1]
-        owner = self._owners.get(c.template, c)
+        owner = self._owners.get(c.key, c)
         return Match(owner.id, c.template, tuple(values) if plan is None else _fill(plan, values),
                      ChangeType.NONE, c.id)
 
@@ -371,18 +379,20 @@ class Drain:
         new = [t if t == m else WILD for t, m in zip(old, tokens, strict=True)]
         if new == old:
             return ChangeType.NONE
-        if self._owners.get(c.template) is c:
-            del self._owners[c.template]
+        if self._owners.get(c.key) is c:
+            del self._owners[c.key]
         c.tokens = new
         c.version += 1
-        c.template = render(new, c.gaps)[0]
+        c.set_template(render(new, c.gaps)[0])
         self.counters.updated += 1
         return ChangeType.UPDATED
 
     def _claim(self, c: _Cluster) -> _Cluster:
-        owner = self._owners.get(c.template)
+        owner = self._owners.get(c.key)
         if owner is None:
-            owner = self._owners[c.template] = c
+            owner = self._owners[c.key] = c
+        elif owner is not c and c.template.count("<*>") > owner.display.count("<*>"):
+            owner.display = c.template  # the group reads as its most general member
         return owner
 
     def _remember(self, shape: str, c: _Cluster, plan: Plan | None) -> None:
@@ -404,15 +414,15 @@ class Drain:
         if not members:
             del self._buckets[c.bucket]
             del self._root[c.bucket]
-        if self._owners.get(c.template) is c:
-            del self._owners[c.template]
+        if self._owners.get(c.key) is c:
+            del self._owners[c.key]
         self.counters.evicted += 1
 
     # ---------------------------------------------------------------------------------------- queries
 
     def template(self, cluster_id: int) -> str:
         """Current template of a live cluster; KeyError when the id is unknown or was evicted."""
-        return self._lru[cluster_id].template
+        return self._lru[cluster_id].display
 
     def resolve(self, cluster_id: int) -> int:
         """The group id a (member) cluster belongs to now; KeyError when it is gone."""
@@ -428,7 +438,7 @@ class Drain:
             owners[owner.id] = owner
             counts[owner.id] = counts.get(owner.id, 0) + c.count
         for cid in sorted(owners):
-            yield cid, owners[cid].template, counts[cid]
+            yield cid, owners[cid].display, counts[cid]
 
     def extract(self, cluster_id: int, message: str) -> tuple[str, ...] | None:
         """Parameters of `message` against a cluster's current template, or None when it does not fit."""
@@ -436,15 +446,15 @@ class Drain:
         if c is None:
             return None
         m = self.match(message)
-        if m is not None and m.template == c.template:
+        if m is not None and m.template == c.display:
             return m.params
-        pattern = "(.*?)".join(re.escape(p) for p in c.template.split("<*>"))
+        pattern = "(.*?)".join(re.escape(p) for p in c.display.split("<*>"))
         found = re.fullmatch(pattern, message, re.DOTALL)
         return found.groups() if found is not None else None
 
     def vocabulary_hash(self) -> str:
         """sha256 over the sorted (id, template) pairs: model bundles pin the meaning of template ids."""
-        pairs = sorted((c.id, c.template) for c in self._lru.values())
+        pairs = sorted((c.id, c.display) for c in self._lru.values())
         return hashlib.sha256(json.dumps(pairs, ensure_ascii=False).encode()).hexdigest()
 
     def stats(self) -> dict[str, float]:
