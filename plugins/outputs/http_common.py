@@ -117,7 +117,12 @@ class HttpClient:
         self.session.headers.update({"User-Agent": USER_AGENT, **config.headers})
         if config.proxy:
             self.session.proxies = {"http": config.proxy, "https": config.proxy}
-        self._secrets = sorted({s for s in (*secrets, *config.headers.values()) if len(s) >= 4}, key=len, reverse=True)
+        hidden = {*secrets, *config.headers.values()}
+        for s in list(hidden):  # a receiver may echo only the path of a secret URL (Slack's path is the token)
+            parts = urlsplit(s)
+            if parts.scheme and parts.netloc:
+                hidden.update(p for p in (parts.path, parts.path.lstrip("/"), parts.query) if len(p) >= 8)
+        self._secrets = sorted({s for s in hidden if len(s) >= 4}, key=len, reverse=True)
 
     def redact(self, text: str) -> str:
         for s in self._secrets:
