@@ -106,7 +106,7 @@ class TailFile:
         "gen",
         "ino",
         "keep",
-        "last_size",
+        "last_seen",
         "line_start",
         "multiline",
         "path",
@@ -132,7 +132,7 @@ class TailFile:
         self.rotated_at: float | None = None
         self.recovered = False
         self.tail = b""
-        self.last_size = -1
+        self.last_seen: tuple[int, int] = (-1, -1)
         self.multiline: MultilineBuffer | None = None
         self.denied_logged = False
 
@@ -160,6 +160,15 @@ class TailFile:
         self.cursor.seed(lo, seen)
         return self.cursor
 
+    def seek(self, offset: int) -> None:
+        """Continue at `offset` (a saved or recovered position), remembering the bytes just before it."""
+        self.read_pos = self.line_start = offset
+        lo = max(0, offset - MARKER_SIZE)
+        try:
+            self.tail = os.pread(self.fd, offset - lo, lo)
+        except OSError:
+            self.tail = b""
+
     def tail_intact(self) -> bool:
         """Are the last bytes we read still in the file? False after a truncate-and-rewrite we missed."""
         if not self.tail:
@@ -181,7 +190,7 @@ class TailFile:
         self.gen += 1
         self.cursor = None
         self.tail = b""
-        self.last_size = -1
+        self.last_seen = (-1, -1)
         self.multiline = None
 
     def feed(self, data: bytes, rules: LineRules, stats: TailStats) -> list[tuple[bytes, int]]:

@@ -59,21 +59,22 @@ class Resumer:
 
     def recover_copy(
         self, original: str, fp: str, offset: int, marker: str | None, start: int, skip: set[tuple[int, int]]
-    ) -> None:
+    ) -> TailFile | None:
         """Read the unread rest of `original`'s old content from a copy beside it, from `start` on."""
         t = self.t
         found = discovery.find_copy(original, fp, offset, marker, t.fp_limit, skip | set(t.files))
         if found is None:
-            return
+            return None
         path, st = found
         f = t.open_file(path, start=start, rotated=True)
         if f is None:
-            return
+            return None
         own = t.store.latest_for(st.st_dev, st.st_ino)
         if own is not None and own.offset > start and self._valid(f.fd, own, st.st_size):
-            f.read_pos = f.line_start = own.offset
+            f.seek(own.offset)
         t.stats.files_recovered += 1
         log.info("rotated_rest_recovered", path=path, original=original, offset=f.read_pos, how="copy")
+        return f
 
     def recover_orphans(self) -> None:
         """At startup: offsets of files no glob matches any more; read what they left unread."""

@@ -270,7 +270,7 @@ class Tailer:
             return self.files[key]
         f = TailFile(path, fd, st.st_dev, st.st_ino, 0)
         offset = self._resumer.start_offset(f, st.st_size, self._first_scan) if start is None else start
-        f.read_pos = f.line_start = offset
+        f.seek(offset)
         f.multiline = MultilineBuffer(self._ml) if self._ml is not None else None
         self.files[key] = f
         if rotated:
@@ -317,13 +317,14 @@ class Tailer:
 
     def _read(self, f: TailFile, budget: int | None) -> bool:
         try:
-            size = os.fstat(f.fd).st_size
+            st = os.fstat(f.fd)
         except OSError:
             return False
-        if size != f.last_size:
-            if size < f.read_pos or not f.tail_intact():
+        seen = (st.st_size, st.st_mtime_ns)
+        if seen != f.last_seen:  # changed since the last pass: was it truncated (and maybe rewritten)?
+            if st.st_size < f.read_pos or not f.tail_intact():
                 self._truncated(f)
-            f.last_size = size
+            f.last_seen = seen
         total = 0
         while not (self._stopping.is_set() and self._threads):
             want = CHUNK if budget is None else min(CHUNK, budget - total)
@@ -413,7 +414,9 @@ class Tailer:
         self._flush_multiline(f)
         self._send()
         if f.fp is not None and f.tail:
-            self._resumer.recover_copy(f.path, f.fp, f.read_pos, digest(f.tail), f.line_start, skip={f.key})
+            copy = self._resumer.recover_copy(f.path, f.fp, f.read_pos, digest(f.tail), f.line_start, skip={f.key})
+            if copy is not None:
+                self._read(copy, None)  # the old content's rest goes out before the new content
         if f.cursor is not None:
             f.cursor.closed_at = self.ctx.clock.monotonic()
         f.reset()
