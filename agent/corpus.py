@@ -8,7 +8,7 @@ given window spec — the same code the daemon runs, fed offline.
 
 from __future__ import annotations
 
-import importlib
+import json
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -50,32 +50,50 @@ def load_sessions(path: str | Path, max_length: int) -> Corpus:
 def load_logs(
     paths: Sequence[str | Path], log_format: str | None, spec: WindowSpec, drain_state: bytes | None = None
 ) -> Corpus:
-    """Parse raw log files (optionally continuing a saved Drain state) and window them per `spec`."""
-    try:
-        parsing = importlib.import_module("agent.parsing")
-    except ImportError as exc:
-        raise LogwardenError(f"--input needs the parse stage, which is not available: {exc}") from None
-    parser: Any = parsing.OfflineParser(log_format=log_format, drain_state=drain_state)
+    """Parse raw log files through the parse stage (continuing a bundle's Drain state when given, so
+    template ids mean what they meant in training) and window them per `spec`."""
+    from agent.drain import Drain
+    from agent.errors import StateError
+    from agent.parsing import ParseStage, default_section
+    from agent.registry import Registry
+
+    stage = ParseStage.from_section(default_section(log_format), Registry.default(entry_points=False))
+    if drain_state is not None:
+        try:
+            stage.drain = Drain.from_snapshot(json.loads(drain_state))
+        except (ValueError, StateError) as exc:
+            raise LogwardenError(f"the bundle's drain.json cannot be restored: {exc}") from None
     windower = Windower(spec, stream="logs")
     windows: list[Window] = []
     names: list[str] = []
     for path in paths:
         p = Path(path)
         names.append(p.name)
+        chunk: list[Record] = []
         for line in _lines(p):
-            record: Record | None = parser.parse(str(p), line)
-            if record is not None:
-                windows.extend(windower.add(record))
+            chunk.append(Record(tag="logs", source=str(p), raw=line))
+            if len(chunk) >= 2048:
+                windows.extend(_window_chunk(stage, windower, chunk))
+                chunk = []
+        windows.extend(_window_chunk(stage, windower, chunk))
     windows.extend(windower.flush())
+    drain = stage.drain
     return Corpus(
         windows,
         list(range(len(windows))),
         len(windows),
         f"logs {', '.join(names)}",
-        drain_snapshot=parser.snapshot_hash(),
-        drain_state=parser.state_bytes(),
-        stats=windower.stats_dict(),
+        drain_snapshot=drain.vocabulary_hash(),
+        drain_state=json.dumps(drain.snapshot(), separators=(",", ":")).encode("utf-8"),
+        stats={**windower.stats_dict(), **stage.stats()},
     )
+
+
+def _window_chunk(stage: Any, windower: Windower, chunk: list[Record]) -> list[Window]:
+    out: list[Window] = []
+    for record in stage.process(chunk):
+        out.extend(windower.add(record))
+    return out
 
 
 def _lines(path: Path) -> Iterator[str]:

@@ -31,7 +31,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "--window",
         default="{type: sliding, size: 60s}",
         metavar="SPEC",
-        help="Window spec for --input as a YAML mapping, e.g. '{type: session, key: \"blk_-?\\d+\"}'.",
+        help="Window spec for --input as a YAML flow mapping, e.g. \"{type: session, key: 'blk_-?\\d+', idle: 30s}\".",
     )
     p.add_argument("--max-length", type=int, default=1000, help="Events per session window; longer ones are split.")
     p.add_argument("--out", required=True, type=Path, metavar="DIR", help="Bundle folder to write.")

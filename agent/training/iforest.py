@@ -28,6 +28,8 @@ from agent.training.onnx_iforest import INPUT_NAME, OUTPUT_NAME, forest_to_onnx,
 from agent.types import Window
 from agent.windows import WindowSpec, window_from_dict
 
+THRESHOLD_TOLERANCE = 1e-6
+
 
 @dataclass(frozen=True, slots=True)
 class ForestOptions:
@@ -90,7 +92,10 @@ def build_bundle(
 
     import onnxruntime as ort
 
-    session = ort.InferenceSession(model_bytes, providers=["CPUExecutionProvider"])
+    from agent.scoring import session_options
+
+    # Same session options as serving: the ensemble's float32 sum order then matches bit for bit.
+    session = ort.InferenceSession(model_bytes, sess_options=session_options(), providers=["CPUExecutionProvider"])
     (forest_scores,) = session.run([OUTPUT_NAME], {INPUT_NAME: x})
     forest_scores = np.asarray(forest_scores, dtype=np.float64)
     novelty = novelty_scores(spec, counts, options.novelty_margin) if options.novelty else np.zeros(len(x))
@@ -99,7 +104,8 @@ def build_bundle(
         q, method = 1.0 - options.contamination, "contamination"
     else:
         q, method = options.quantile, "quantile"
-    threshold = float(np.quantile(combined, q))
+    # Normal windows often share one exact score; the float32 tolerance keeps them below the threshold.
+    threshold = float(np.quantile(combined, q)) + THRESHOLD_TOLERANCE
     lengths = np.asarray([len(w) for w in windows], dtype=np.float64)
     training = {
         "source": source,

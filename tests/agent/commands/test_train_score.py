@@ -67,3 +67,31 @@ def test_unavailable_trainer_is_named(data: Path, capsys: pytest.CaptureFixture[
             resolve_trainer("nonesuch")
     finally:
         del TRAINERS["nonesuch"]
+
+
+def hdfs_like_log(blocks: range, seed: int, broken: set[int] = frozenset()) -> str:  # type: ignore[assignment]
+    rnd = random.Random(seed)
+    lines = []
+    for b in blocks:
+        blk = f"blk_{'-' if b % 2 else ''}{1000 + b}"
+        lines.append(f"081109 2035{b % 60:02d} 14{b % 9} INFO dfs.DataNode: Receiving block {blk} src: /10.0.0.{rnd.randint(1, 9)}:5{b}")
+        for _ in range(rnd.randint(2, 3)):
+            lines.append(f"081109 2035{b % 60:02d} 14{b % 9} INFO dfs.DataNode: Received block {blk} of size {rnd.randint(10, 99)}")
+        if b in broken:
+            lines.append(f"081109 2035{b % 60:02d} 14{b % 9} WARN dfs.DataNode: Got exception while serving {blk} to /10.0.0.3")
+        lines.append(f"081109 2035{b % 60:02d} 14{b % 9} INFO dfs.FSNamesystem: BLOCK* addStoredBlock: {blk} is added")
+    return "\n".join(lines) + "\n"
+
+
+def test_raw_log_input_keeps_template_ids_between_train_and_score(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    fmt = "<Date> <Time> <Pid> <Level> <Component>: <Content>"
+    (tmp_path / "train.log").write_text(hdfs_like_log(range(60), 1))
+    (tmp_path / "test.log").write_text(hdfs_like_log(range(100, 110), 2, broken={103, 107}))
+    window = "{type: session, key: 'blk_-?\\d+', idle: 1d}"
+    assert main(["train", "--model", "iforest", "--input", str(tmp_path / "train.log"), "--log-format", fmt,
+                 "--window", window, "--out", str(tmp_path / "m"), "--n-estimators", "20"]) == 0
+    assert (tmp_path / "m" / "drain.json").exists()
+    capsys.readouterr()
+    assert main(["score", "--model", str(tmp_path / "m"), "--input", str(tmp_path / "test.log"), "--log-format", fmt]) == 0
+    flags = [int(line.split("\t")[1]) for line in capsys.readouterr().out.splitlines()]
+    assert flags == [0, 0, 0, 1, 0, 0, 0, 1, 0, 0]
