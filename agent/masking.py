@@ -77,12 +77,12 @@ def split(message: str) -> list[str]:
     return MASK_RE.split(message)
 
 
-def mask_class(value: str) -> str | None:
-    """Which mask class a single value belongs to (for tests and diagnostics, not the hot path)."""
-    for name, pattern in _MASKS:
-        if re.fullmatch(pattern, value):
-            return name
-    return None
+_NAMED = re.compile("|".join(f"(?P<{name}>{pattern})" for name, pattern in _MASKS))
+
+
+def classify(message: str) -> list[tuple[str, str]]:
+    """(mask class, value) of every variable in a message (for tests and diagnostics, not the hot path)."""
+    return [(m.lastgroup or "", m.group()) for m in _NAMED.finditer(message)]
 
 
 def tokenize(shape: str, max_tokens: int) -> tuple[list[str], list[str], bool]:
