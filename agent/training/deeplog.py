@@ -101,7 +101,7 @@ def train(data: TrainingData, out: Path, args: argparse.Namespace) -> Path:
     options = NextEventOptions(
         history=int(getattr(args, "history", None) or 10),
         top_g=getattr(args, "top_g", None),
-        quantile=float(getattr(args, "quantile", None) or 0.999),
+        quantile=float(getattr(args, "quantile", None) or 0.99),
         bounded=data.window.type == "session",
         fit=fit_options_from_args(args),
     )
@@ -206,4 +206,4 @@ def _train_autoencoder(data: TrainingData, out: Path, args: argparse.Namespace) 
                    "steps": min(steps, len(windows) - 1), "seed": options.seed, "threads": options.threads},
             drain_snapshot=data.drain_snapshot,
         )
-        return write_bundle(out, path.read_bytes(), manifest)
+        return write_bundle(out, path.read_bytes(), manifest, data.extra_files)

@@ -48,7 +48,7 @@ class NextEventOptions:
     history: int = 10
     top_g: int | None = None
     """Fixed g; None chooses it from held-out normal sessions at `quantile`."""
-    quantile: float = 0.999
+    quantile: float = 0.99
     holdout: float = 0.1
     """Share of the normal sessions held out for early stopping and for choosing g."""
     bounded: bool = True
@@ -197,4 +197,4 @@ def write_next_event_bundle(
         drain_snapshot=data.drain_snapshot,
         preprocessing={"sequence": "agent.sequence (vocabulary and history in model.sequence)"},
     )
-    return write_bundle(out, result.onnx_path.read_bytes(), manifest)
+    return write_bundle(out, result.onnx_path.read_bytes(), manifest, data.extra_files)

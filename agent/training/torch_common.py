@@ -61,10 +61,10 @@ def require_torch() -> ModuleType:
 class FitOptions:
     """Knobs of the shared loop. Defaults train HDFS-sized data in a minute or two on 2 cores."""
 
-    epochs: int = 30
-    batch_size: int = 256
+    epochs: int = 60
+    batch_size: int = 64
     learning_rate: float = 3e-3
-    patience: int = 3
+    patience: int = 5
     """Epochs without a validation improvement of `min_delta` before stopping."""
     min_delta: float = 1e-4
     seed: int = 0

@@ -116,7 +116,7 @@ def train(data: TrainingData, out: Path, args: argparse.Namespace) -> Path:
     options = NextEventOptions(
         history=int(getattr(args, "history", None) or 10),
         top_g=getattr(args, "top_g", None),
-        quantile=float(getattr(args, "quantile", None) or 0.999),
+        quantile=float(getattr(args, "quantile", None) or 0.99),
         bounded=data.window.type == "session",
         fit=fit_options_from_args(args),
     )
@@ -210,7 +210,7 @@ def _train_classify(data: TrainingData, out: Path, args: argparse.Namespace, arc
             drain_snapshot=data.drain_snapshot,
             preprocessing={"sequence": "agent.sequence (vocabulary and max_len in model.sequence)"},
         )
-        return write_bundle(out, path.read_bytes(), manifest)
+        return write_bundle(out, path.read_bytes(), manifest, data.extra_files)
 
 
 def _random_tokens(rng: np.random.Generator, vocab: int, batch: int, length: int) -> IntArray:
