@@ -1,0 +1,65 @@
+"""The parse stage: header parser plugin + Drain, built from a config section, never raising on bad input."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from typing import Any
+
+from agent.config import ParserSection
+from agent.drain import Drain, DrainConfig
+from agent.parsing import ParseStage
+from agent.plugin import Kind
+from agent.registry import Registry
+from agent.types import Record
+
+
+def _section(name: str, drain: DrainConfig | None = None, **options: Any) -> ParserSection:
+    plugin = Registry.default(entry_points=False).get(Kind.PARSER, name)
+    return ParserSection(name, plugin.config_class(**options), drain or DrainConfig())
+
+
+def _records(*lines: str) -> list[Record]:
+    return [Record(tag="t", source="s", raw=line) for line in lines]
+
+
+def test_format_parser_and_drain_fill_every_field() -> None:
+    section = _section("format", DrainConfig(sim_th=0.5), format="<Date> <Time> <Level> <Component>: <Content>")
+    stage = ParseStage.from_section(section, Registry.default(entry_points=False))
+    out = stage.process(_records(
+        "2024-01-02 03:04:05,120 WARNING disk.Monitor: usage 91% on /dev/sda1",
+        "2024-01-02 03:04:06,000 WARN disk.Monitor: usage 93% on /dev/sdb1",
+        "this line has no header",
+    ))
+    a, b, c = out
+    assert a.level == "WARN" and a.component == "disk.Monitor" and a.time is not None
+    assert b.time is not None and abs(b.time - a.time - 0.88) < 1e-6
+    assert a.template_id == b.template_id and b.template == "usage <*>% on <*>" and b.params == ("93", "/dev/sdb1")
+    assert c.message == c.raw and c.template_id not in (-1, a.template_id)
+    st = stage.stats()
+    assert st["records"] == 3 and st["unparsed"] == 1 and st["drain_lines"] == 3
+
+
+def test_snapshot_is_restored_and_a_corrupt_one_is_set_aside(tmp_path: Path) -> None:
+    section = _section("none")
+    reg = Registry.default(entry_points=False)
+    snap = tmp_path / "drain.json"
+    first = ParseStage.from_section(section, reg, snap)
+    ids = [r.template_id for r in first.process(_records("job 1 done", "job 2 done"))]
+    first.save(snap)
+    second = ParseStage.from_section(section, reg, snap)
+    assert second.process(_records("job 3 done"))[0].template_id == ids[0]
+    snap.write_text('{"kind": "drain", "format_version": 1, "clusters": "garbage"}')
+    third = ParseStage.from_section(section, reg, snap)
+    assert third.drain.stats()["clusters"] == 0
+    kept = list(tmp_path.glob("drain.json.rejected-*"))
+    assert len(kept) == 1 and "garbage" in kept[0].read_text()
+    assert not snap.exists()
+
+
+def test_bad_lines_never_raise() -> None:
+    stage = ParseStage.from_section(_section("auto"), Registry.default(entry_points=False))
+    lines = ["", "x" * 1_000_000, "\x00\x01binary\xff", "{not json", '{"msg": 5}', " ".join(["w"] * 10_000), "a=b"]
+    out = stage.process(_records(*lines))
+    assert all(r.template_id > 0 for r in out)
+    assert isinstance(stage.drain, Drain)
