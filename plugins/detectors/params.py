@@ -1,0 +1,281 @@
+"""Params detector: the values inside a template — a latency, an HTTP status, a queue depth — against what
+they normally are. A latency spike or a rise in 5xx codes changes no template, only its parameters.
+
+Per (template, slot) a distribution is learned (see `paramslots`): numeric slots on a log-scale histogram,
+categorical ones as shares; identifier-like slots are skipped. Each closed event-time bucket is compared
+with the baseline: numeric — the bucket's median and p95 against the baseline's, in robust standard
+deviations of the log-value and as a ratio; categorical — the category whose share grew most, as a binomial
+z-score and an absolute change. Baselines decay with `halflife`, learn anomalous buckets only at a tenth of
+the weight (an incident must not become normal at once), and are saved atomically so a restart keeps them.
+Templates, slots and categories are capped, so memory stays bounded on any input.
+
+Only anomalies are returned; `condition` is `params:<template id>:<slot>` so repeats fold into one alert.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import ClassVar
+
+import structlog
+
+from agent.errors import StateError
+from agent.plugin import PluginContext
+from agent.schema import Duration, opt
+from agent.state import read_json_state, set_aside, write_json_atomic
+from agent.types import Evidence, Record, Score, Severity, TemplateEvidence
+from plugins.detectors.paramslots import BIN, Slot, from_bin, quantile, show, slot_name, spread
+from plugins.detectors.timebuckets import BucketClock
+
+log = structlog.get_logger("logwarden.detector.params")
+
+STATE_FILE = "params.json"
+STATE_KIND = "params_baseline"
+_ANOMALY_WEIGHT = 0.1
+_MIN_SPREAD_BINS = 1.0  # 0.05 decades: a near-constant slot is not judged by a spread it never had
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ParamsConfig:
+    bucket: Duration = opt(Duration(60.0), doc="Length of one bucket; each slot's values in a closed bucket are scored.")
+    learn_for: Duration = opt(
+        Duration(1800.0), doc="After a fresh start (no saved baseline), buckets of this much event time only teach."
+    )
+    min_count: int = opt(20, ge=1, doc="Values a slot needs in one bucket before that bucket is scored.")
+    min_baseline: int = opt(200, ge=1, doc="Values a slot's baseline needs before it can fire.")
+    numeric_threshold: float = opt(
+        3.0, ge=0.5, doc="Shift of a numeric slot's median or p95, in robust standard deviations of its log-value."
+    )
+    min_ratio: float = opt(2.0, ge=1.0, doc="A numeric median or p95 must also change by at least this factor.")
+    share_threshold: float = opt(6.0, ge=1.0, doc="Binomial z-score of a category's share that fires.")
+    min_share_delta: float = opt(0.05, ge=0.0, le=1.0, doc="A category's share must also grow by at least this much.")
+    classify_after: int = opt(50, ge=5, doc="Values seen before a slot is classed numeric, categorical or id-like.")
+    max_templates: int = opt(500, ge=1, doc="Templates tracked at most; later ones are ignored.")
+    max_slots: int = opt(16, ge=1, doc="Slots tracked per template at most (the first ones).")
+    max_categories: int = opt(20, ge=2, doc="Categories per slot at most; more fold into <other>.")
+    halflife: Duration = opt(Duration(6 * 3600.0), doc="Age at which a value's weight in the baseline has halved.")
+    delay: Duration = opt(Duration(5.0), doc="Lateness allowed before a bucket whose time is up is closed.")
+    max_gap: Duration = opt(Duration(600.0), doc="Longest stretch of buckets closed after a jump in time.")
+    save_interval: Duration = opt(Duration(60.0), doc="How often the baselines are saved when they changed.")
+
+
+@dataclass(slots=True)
+class ParamsStats:
+    records: int = 0
+    anomalies: int = 0
+    templates_dropped: int = 0
+
+
+class _Template:
+    __slots__ = ("slots", "tag", "text")
+
+    def __init__(self, text: str, tag: str, slots: list[Slot]) -> None:
+        self.text, self.tag, self.slots = text, tag, slots
+
+
+class ParamsDetector:
+    name: ClassVar[str] = "params"
+    config_class: ClassVar[type[ParamsConfig]] = ParamsConfig
+
+    def __init__(self, config: ParamsConfig, ctx: PluginContext) -> None:
+        self.config = config
+        self.ctx = ctx
+        self.counters = ParamsStats()
+        self._path = ctx.plugin_state_dir() / STATE_FILE
+        self._templates: dict[int, _Template] = {}
+        self._learn_until: float | None = None
+        self._partial: int | None = None
+        self._pending: list[Score] = []
+        self._dirty = False
+        self._last_save = ctx.clock.monotonic()
+        self._decay = 0.5 ** (config.bucket.seconds / config.halflife.seconds) if config.halflife.seconds > 0 else 1.0
+        self._clock = BucketClock(config.bucket.seconds, config.delay.seconds, config.max_gap.seconds, self._close)
+        self._load()
+
+    # -- the detector protocol ---------------------------------------------------------------------
+
+    def observe(self, records: Sequence[Record]) -> list[Score]:
+        cfg = self.config
+        templates = self._templates
+        for r in records:
+            params = r.params
+            if r.template_id < 0:
+                continue
+            t = r.event_time
+            if self._clock.current is None:
+                self._clock.place(t)
+                self._partial = self._clock.current
+            else:
+                self._clock.place(t)
+            if self._learn_until is None:
+                self._learn_until = t + cfg.learn_for.seconds
+            self.counters.records += 1
+            if not params:
+                continue
+            tpl = templates.get(r.template_id)
+            if tpl is None or len(tpl.slots) != min(len(params), cfg.max_slots) or tpl.text != r.template:
+                tpl = self._track(r)
+                if tpl is None:
+                    continue
+            for slot, value in zip(tpl.slots, params, strict=False):
+                slot.add(value, r.raw, cfg.classify_after, cfg.max_categories)
+        return self._take()
+
+    def tick(self, now: float) -> list[Score]:
+        self._clock.tick(now)
+        if self._dirty and self.ctx.clock.monotonic() - self._last_save >= self.config.save_interval.seconds:
+            self._save()
+        return self._take()
+
+    def close(self) -> list[Score]:
+        """Save; the open bucket is partial (a stop or the end of a replay), so it is not scored."""
+        if self._dirty:
+            self._save()
+        return self._take()
+
+    def stats(self) -> dict[str, float]:
+        slots = [s for t in self._templates.values() for s in t.slots]
+        c = self._clock.counters
+        return {
+            "records": float(self.counters.records),
+            "anomalies": float(self.counters.anomalies),
+            "templates": float(len(self._templates)),
+            "slots_numeric": float(sum(s.kind == "numeric" for s in slots)),
+            "slots_categorical": float(sum(s.kind == "categorical" for s in slots)),
+            "slots_skipped": float(sum(s.kind == "skip" for s in slots)),
+            "buckets_closed": float(c.closed),
+            "late_records": float(c.late_records),
+        }
+
+    # -- tracking and buckets ------------------------------------------------------------------------
+
+    def _track(self, r: Record) -> _Template | None:
+        """Start (or, when Drain generalised the template, restart) the slots of a template."""
+        if r.template_id not in self._templates and len(self._templates) >= self.config.max_templates:
+            self.counters.templates_dropped += 1
+            return None
+        n = min(len(r.params), self.config.max_slots)
+        tpl = _Template(r.template, r.tag, [Slot(slot_name(r.template, i)) for i in range(n)])
+        self._templates[r.template_id] = tpl
+        return tpl
+
+    def _take(self) -> list[Score]:
+        out, self._pending = self._pending, []
+        return out
+
+    def _close(self, index: int) -> None:
+        start = self._clock.start_of(index)
+        end = start + self.config.bucket.seconds
+        skip = index == self._partial
+        alerting = self._learn_until is not None and start >= self._learn_until and not skip
+        for tid, tpl in self._templates.items():
+            for i, slot in enumerate(tpl.slots):
+                if slot.kind in ("pending", "skip"):
+                    continue
+                score = None
+                if alerting and slot.cur_n >= self.config.min_count and slot.base_n >= self.config.min_baseline:
+                    score = self._judge(tid, tpl, i, slot, start, end)
+                if score is not None:
+                    self._pending.append(score)
+                if not skip:
+                    slot.learn(_ANOMALY_WEIGHT if score is not None else 1.0, self._decay)
+                slot.reset_bucket()
+        self._dirty = True
+
+    def _judge(self, tid: int, tpl: _Template, i: int, slot: Slot, start: float, end: float) -> Score | None:
+        if slot.kind == "numeric":
+            return self._judge_numeric(tid, tpl, i, slot, start, end)
+        return self._judge_share(tid, tpl, i, slot, start, end)
+
+    def _judge_numeric(self, tid: int, tpl: _Template, i: int, slot: Slot, start: float, end: float) -> Score | None:
+        base = {int(k): v for k, v in slot.base.items()}
+        cur = {int(k): float(v) for k, v in slot.cur.items()}
+        b50, b95 = quantile(base, 0.5), quantile(base, 0.95)
+        c50, c95 = quantile(cur, 0.5), quantile(cur, 0.95)
+        sd = max(spread(base, b50), _MIN_SPREAD_BINS)
+        min_bins = math.log10(self.config.min_ratio) / BIN
+        shifts = [(c - b) for b, c in ((b50, c50), (b95, c95)) if abs(c - b) >= min_bins]
+        if not shifts:
+            return None
+        z = max(abs(s) for s in shifts) / sd
+        if z < self.config.numeric_threshold:
+            return None
+        u = slot.unit
+        p50 = f"p50 {show(from_bin(b50, u), u)} → {show(from_bin(c50, u), u)}"
+        p95 = f"p95 {show(from_bin(b95, u), u)} → {show(from_bin(c95, u), u)}"
+        shift = f"{slot.name} {p95}, {p50}"
+        worst = str(max(cur)) if max(shifts) > 0 else str(min(cur))
+        return self._score(tid, tpl, i, slot, start, end, z, self.config.numeric_threshold, shift,
+                           from_bin(c95, u), from_bin(b95, u), worst,
+                           {"p50": show(from_bin(c50, u), u), "p95": show(from_bin(c95, u), u),
+                            "baseline_p50": show(from_bin(b50, u), u), "baseline_p95": show(from_bin(b95, u), u)})
+
+    def _judge_share(self, tid: int, tpl: _Template, i: int, slot: Slot, start: float, end: float) -> Score | None:
+        n = slot.cur_n
+        total = slot.base_n
+        smooth = 0.5
+        best: tuple[float, str, float, float] | None = None
+        for cat, k in slot.cur.items():
+            p = (slot.base.get(cat, 0.0) + smooth) / (total + smooth * (len(slot.base) + 1))
+            share = k / n
+            if share - p < self.config.min_share_delta:
+                continue
+            z = (k - n * p) / math.sqrt(n * p * (1 - p))
+            if z >= self.config.share_threshold and (best is None or z > best[0]):
+                best = (z, cat, p, share)
+        if best is None:
+            return None
+        z, cat, p, share = best
+        shift = f"{slot.name}: {cat} share {p:.1%} → {share:.1%}"
+        return self._score(tid, tpl, i, slot, start, end, z, self.config.share_threshold, shift, share, p, cat,
+                           {"category": cat, "share": f"{share:.4f}", "baseline_share": f"{p:.4f}",
+                            "count": str(slot.cur.get(cat, 0)), "values": str(n)})
+
+    def _score(self, tid: int, tpl: _Template, i: int, slot: Slot, start: float, end: float, z: float,
+               threshold: float, shift: str, observed: float, expected: float, sample_key: str,
+               params: dict[str, str]) -> Score:
+        self.counters.anomalies += 1
+        text = tpl.text if len(tpl.text) <= 100 else tpl.text[:99] + "…"
+        sample = slot.sample_raw.get(sample_key)
+        return Score(
+            detector=self.name, stream=tpl.tag, key=f"{tid}:{i}", start=start, end=end, score=z,
+            threshold=threshold, is_anomaly=True, title=f"{shift} in '{text}'",
+            summary=f"Parameter {i} ({slot.name}) of template {tid} shifted: {shift} over {self.config.bucket}.",
+            severity=Severity.CRITICAL if z >= 3 * threshold else Severity.WARNING,
+            evidence=Evidence(templates=[TemplateEvidence(tid, tpl.text, observed, expected, z)],
+                              samples=[sample] if sample else [], params={"slot": slot.name, **params}),
+            condition=f"params:{tid}:{i}",
+        )
+
+    # -- state ---------------------------------------------------------------------------------------
+
+    def _save(self) -> None:
+        templates = {str(tid): {"template": t.text, "tag": t.tag, "slots": [s.dump() for s in t.slots]}
+                     for tid, t in self._templates.items()}
+        write_json_atomic(self._path, STATE_KIND, 1, {"bucket_s": self.config.bucket.seconds,
+                                                      "learn_until": self._learn_until, "templates": templates})
+        self._dirty = False
+        self._last_save = self.ctx.clock.monotonic()
+
+    def _load(self) -> None:
+        if not self._path.exists():
+            return
+        try:
+            doc = read_json_state(self._path, STATE_KIND, {1})
+            if doc.get("bucket_s") != self.config.bucket.seconds:
+                raise StateError(str(self._path), "saved with another bucket size")
+            templates = {
+                int(tid): _Template(str(body["template"]), str(body.get("tag", "")),
+                                    [Slot.restore(s) for s in body["slots"]])
+                for tid, body in doc["templates"].items()
+            }
+            learn_until = doc.get("learn_until")
+        except (StateError, KeyError, TypeError, ValueError, AttributeError) as exc:
+            log.warning("state_refused", path=str(self._path), reason=str(exc))
+            set_aside(self._path)
+            return
+        self._templates = templates
+        self._learn_until = float(learn_until) if learn_until is not None else None
+        log.info("baseline_restored", path=str(self._path), templates=len(templates))

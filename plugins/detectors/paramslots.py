@@ -1,0 +1,223 @@
+"""One template slot's learned distribution for the params detector: numeric (log-scale histogram) or
+categorical (shares), decided from its first values; id-like slots are skipped.
+
+Numbers are learned on a log scale in fixed bins of 0.05 decades (≈12%), so a latency distribution that
+spans 1ms..10s costs ~80 sparse bins and quantiles need no stored samples; units (`12ms`, `0.25s`, `3.5MB`,
+`78%`) are normalised first so `900ms` and `0.9s` land in one bin. A slot is categorical when its first
+values take few distinct short values (an HTTP status, a method, a region), numeric when they carry a unit
+or take many numeric values, and skipped when they look like identifiers: many distinct non-numeric tokens
+(UUIDs, IPs, paths), a name that says id/offset/port, or values that only ever grow (a counter).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+
+_NUM_RE = re.compile(r"^(-?\d+(?:\.\d+)?)\s*([a-zA-Zµ%]*)$")
+_UNITS: dict[str, tuple[str, float]] = {
+    "ns": ("duration", 1e-9), "us": ("duration", 1e-6), "µs": ("duration", 1e-6), "ms": ("duration", 1e-3),
+    "s": ("duration", 1.0), "sec": ("duration", 1.0), "min": ("duration", 60.0), "h": ("duration", 3600.0),
+    "b": ("size", 1.0), "kb": ("size", 1e3), "kib": ("size", 1024.0), "mb": ("size", 1e6),
+    "mib": ("size", 1024.0**2), "gb": ("size", 1e9), "gib": ("size", 1024.0**3), "%": ("percent", 1.0),
+    "": ("", 1.0),
+}
+_ID_NAME_RE = re.compile(r"(^|_|-|\b)(id|ids|uuid|guid|offset|port|pid|tid|seq|sequence|nonce|hash|token|key)$",
+                         re.IGNORECASE)
+_NAME_RE = re.compile(r"([A-Za-z_][\w.-]*)\s*[=:]\s*[^\s=:]*$")
+_WORD_RE = re.compile(r"([A-Za-z_][\w-]*)\W*$")
+BIN = 0.05
+OTHER = "<other>"
+
+
+def parse_number(text: str) -> tuple[float, str] | None:
+    """`12ms` → (0.012, 'duration'); `503` → (503.0, ''); None when it is not a number with a known unit."""
+    try:
+        return float(text), ""
+    except ValueError:
+        pass
+    m = _NUM_RE.match(text)
+    if m is None:
+        return None
+    unit = _UNITS.get(m.group(2).lower())
+    if unit is None:
+        return None
+    return float(m.group(1)) * unit[1], unit[0]
+
+
+def slot_name(template: str, index: int) -> str:
+    """A readable name for the index-th `<*>` of a template: the key glued to it (`status=<*>` → status),
+    else the word before it."""
+    parts = template.split("<*>")
+    prefix = parts[index] if index < len(parts) else ""
+    m = _NAME_RE.search(prefix)
+    if m:
+        return m.group(1)
+    m = _WORD_RE.search(prefix)
+    return m.group(1) if m else f"#{index}"
+
+
+def to_bin(value: float, unit: str) -> int:
+    x = math.log10(max(value, 1e-6)) if unit == "duration" else math.log10(max(value, 0.0) + 1.0)
+    return round(x / BIN)
+
+
+def from_bin(b: int, unit: str) -> float:
+    x = 10 ** (b * BIN)
+    return x if unit == "duration" else x - 1.0
+
+
+def show(value: float, unit: str) -> str:
+    if unit == "duration":
+        return f"{value * 1000:.0f}ms" if value < 1 else f"{value:.2f}s"
+    if unit == "size":
+        for name, mult in (("GB", 1e9), ("MB", 1e6), ("KB", 1e3)):
+            if value >= mult:
+                return f"{value / mult:.1f}{name}"
+        return f"{value:.0f}B"
+    if unit == "percent":
+        return f"{value:.0f}%"
+    return f"{value:.3g}"
+
+
+def quantile(hist: dict[int, float], q: float) -> int:
+    total = sum(hist.values())
+    target = q * total
+    acc = 0.0
+    for b in sorted(hist):
+        acc += hist[b]
+        if acc >= target:
+            return b
+    return max(hist)
+
+
+def spread(hist: dict[int, float], median: int) -> float:
+    """Robust standard deviation (1.4826 * MAD) in bins."""
+    dev: dict[int, float] = {}
+    for b, w in hist.items():
+        d = abs(b - median)
+        dev[d] = dev.get(d, 0.0) + w
+    return 1.4826 * quantile(dev, 0.5)
+
+
+class Slot:
+    """Learning state of one (template, slot); `kind` is pending until `classify` decides."""
+
+    __slots__ = ("base", "base_n", "cur", "cur_n", "falls", "kind", "last", "name", "rises", "sample",
+                 "sample_raw", "unit")
+
+    def __init__(self, name: str) -> None:
+        self.kind = "pending"
+        self.name = name
+        self.unit = ""
+        self.sample: list[str] = []
+        self.rises = 0
+        self.falls = 0
+        self.last: float | None = None
+        self.base: dict[str, float] = {}
+        """Decayed weights: numeric bin (as str, for JSON) or category → weight."""
+        self.base_n = 0.0
+        self.cur: dict[str, int] = {}
+        self.cur_n = 0
+        self.sample_raw: dict[str, str] = {}
+
+    def add(self, value: str, raw: str, classify_after: int, max_categories: int) -> None:
+        kind = self.kind
+        if kind == "skip":
+            return
+        if kind == "pending":
+            self.sample.append(value)
+            num = parse_number(value)
+            if num is not None:
+                if self.last is not None:
+                    if num[0] > self.last:
+                        self.rises += 1
+                    elif num[0] < self.last:
+                        self.falls += 1
+                self.last = num[0]
+            if len(self.sample) >= classify_after:
+                self.classify(max_categories)
+                for v in self.sample:
+                    self.add(v, raw, classify_after, max_categories)
+                self.sample = []
+            return
+        if kind == "numeric":
+            num = parse_number(value)
+            if num is None:
+                return
+            key = str(to_bin(num[0], self.unit))
+        else:
+            key = value if value in self.base or value in self.cur or len(self.base) < max_categories else OTHER
+        self.cur[key] = self.cur.get(key, 0) + 1
+        self.cur_n += 1
+        if key not in self.sample_raw:
+            self.sample_raw[key] = raw
+
+    def classify(self, max_categories: int) -> None:
+        values = self.sample
+        distinct = set(values)
+        parsed = [parse_number(v) for v in values]
+        numeric = [p for p in parsed if p is not None]
+        if len(numeric) >= 0.9 * len(values):
+            units = {u for _, u in numeric}
+            unit = next(iter(units)) if len(units) == 1 else ""
+            counter = self.rises + self.falls > 0 and self.rises / (self.rises + self.falls) > 0.9
+            if _ID_NAME_RE.search(self.name) or counter:
+                self.kind = "skip"
+            elif not unit and len(distinct) <= min(max_categories, 12) and all(
+                v.lstrip("-").isdigit() and len(v) <= 4 for v in values
+            ):
+                self.kind = "categorical"
+            else:
+                self.kind, self.unit = "numeric", unit
+                if unit == "duration" and self.name in ("in", "took", "after", "#0"):
+                    self.name = "duration"
+        elif len(distinct) <= max_categories and not _ID_NAME_RE.search(self.name):
+            self.kind = "categorical"
+        else:
+            self.kind = "skip"
+
+    def learn(self, weight: float, decay: float) -> None:
+        """Fold the closed bucket into the baseline (`weight` < 1 for a bucket that was anomalous)."""
+        if decay < 1.0:
+            for k in list(self.base):
+                w = self.base[k] * decay
+                if w < 1e-3:
+                    del self.base[k]
+                else:
+                    self.base[k] = w
+            self.base_n *= decay
+        for k, n in self.cur.items():
+            self.base[k] = self.base.get(k, 0.0) + n * weight
+        self.base_n += self.cur_n * weight
+
+    def reset_bucket(self) -> None:
+        self.cur = {}
+        self.cur_n = 0
+        self.sample_raw = {}
+
+    def dump(self) -> dict[str, object]:
+        return {"kind": self.kind, "name": self.name, "unit": self.unit, "sample": self.sample,
+                "rises": self.rises, "falls": self.falls, "last": self.last,
+                "base": {k: round(v, 3) for k, v in self.base.items()}, "base_n": round(self.base_n, 3)}
+
+    @classmethod
+    def restore(cls, doc: dict[str, object]) -> Slot:
+        s = cls(str(doc["name"]))
+        kind = str(doc["kind"])
+        if kind not in ("pending", "numeric", "categorical", "skip"):
+            raise ValueError(f"unknown slot kind {kind!r}")
+        s.kind = kind
+        s.unit = str(doc.get("unit", ""))
+        sample = doc.get("sample", [])
+        s.sample = [str(v) for v in sample] if isinstance(sample, list) else []
+        s.rises = int(str(doc.get("rises", 0)))
+        s.falls = int(str(doc.get("falls", 0)))
+        last = doc.get("last")
+        s.last = float(str(last)) if last is not None else None
+        base = doc.get("base", {})
+        if not isinstance(base, dict):
+            raise ValueError("slot base must be a mapping")
+        s.base = {str(k): float(v) for k, v in base.items()}
+        s.base_n = float(str(doc.get("base_n", 0.0)))
+        return s

@@ -1,0 +1,338 @@
+"""Volume detector: line rates per source, per component and per frequent template, against what this host
+normally writes at this hour — most outages show up as silence somewhere.
+
+Counts go into event-time buckets (`bucket`, default 60s) that a timer closes even when nothing arrived, so
+an empty bucket is scored too. Each key keeps a robust running baseline — an EWMA of the count and of its
+absolute deviation, updated with the observation clipped to the alerting band so an incident cannot teach
+itself as normal — globally and per UTC hour of day; the hour's profile is used once it has
+`profile_min_samples` buckets, the global one before. The spread has a Poisson floor (√expected), so a
+quiet key is not judged by a spread it never had. Nothing alerts during `learn_for` after a fresh start; the
+baselines are saved atomically under the instance's state directory so a restart keeps them.
+
+Only anomalies are returned as Scores; `condition` is `volume:<key>` so repeats fold into one alert.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import ClassVar, Literal
+
+import structlog
+
+from agent.errors import StateError
+from agent.plugin import PluginContext
+from agent.schema import Duration, opt
+from agent.state import read_json_state, set_aside, write_json_atomic
+from agent.types import Evidence, Record, Score, Severity, TemplateEvidence
+from plugins.detectors.timebuckets import BucketClock
+
+log = structlog.get_logger("logwarden.detector.volume")
+
+STATE_FILE = "volume.json"
+STATE_KIND = "volume_baseline"
+_ALPHA_MIN = 0.05
+_MAD_TO_SD = 1.25  # mean absolute deviation → standard deviation for a normal distribution
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class VolumeConfig:
+    bucket: Duration = opt(Duration(60.0), doc="Length of one counting bucket; each closed bucket is scored.")
+    learn_for: Duration = opt(
+        Duration(1800.0), doc="After a fresh start (no saved baseline), buckets of this much event time only teach."
+    )
+    group_by: list[Literal["source", "component", "tag"]] = opt(
+        ["source", "component"],
+        doc="Which record fields name a stream whose rate is tracked (the file, the header's component, the tag).",
+    )
+    max_keys: int = opt(200, ge=1, doc="Streams (sources, components, tags) tracked at most; more are ignored.")
+    max_templates: int = opt(50, ge=0, doc="Frequent templates tracked at most; 0 turns per-template rates off.")
+    threshold: float = opt(4.0, ge=0.5, doc="Deviation from the expected count, in robust standard deviations, that fires.")
+    min_ratio: float = opt(2.0, ge=1.0, doc="A rate must also change by at least this factor (up or down) to fire.")
+    min_expected: float = opt(
+        10.0, ge=0.0, doc="Expected count per bucket below which a drop or silence is not reported (too noisy)."
+    )
+    min_samples: int = opt(10, ge=1, doc="Buckets a stream must have been watched before it can fire.")
+    profile_min_samples: int = opt(
+        20, ge=1, doc="Buckets an hour-of-day profile needs before it replaces the global baseline for that hour."
+    )
+    delay: Duration = opt(Duration(5.0), doc="Lateness allowed before a bucket whose time is up is closed.")
+    max_gap: Duration = opt(
+        Duration(600.0), doc="Longest stretch of empty buckets scored after a jump in time (a restart, a hole)."
+    )
+    save_interval: Duration = opt(Duration(60.0), doc="How often the baselines are saved when they changed.")
+
+
+@dataclass(slots=True)
+class VolumeStats:
+    records: int = 0
+    anomalies: int = 0
+    keys_dropped: int = 0
+
+
+class _Baseline:
+    __slots__ = ("dev", "mean", "n")
+
+    def __init__(self, n: int = 0, mean: float = 0.0, dev: float = 0.0) -> None:
+        self.n, self.mean, self.dev = n, mean, dev
+
+    def update(self, x: float) -> None:
+        self.n += 1
+        alpha = max(1.0 / self.n, _ALPHA_MIN)
+        self.dev += alpha * (abs(x - self.mean) - self.dev)
+        self.mean += alpha * (x - self.mean)
+
+    def dump(self) -> list[float]:
+        return [self.n, round(self.mean, 4), round(self.dev, 4)]
+
+
+class _Key:
+    __slots__ = ("glob", "hours", "kind", "label", "tag", "template")
+
+    def __init__(self, kind: str, label: str, tag: str) -> None:
+        self.kind = kind
+        self.label = label
+        self.tag = tag
+        self.template = ""
+        self.glob = _Baseline()
+        self.hours = [_Baseline() for _ in range(24)]
+
+
+class VolumeDetector:
+    name: ClassVar[str] = "volume"
+    config_class: ClassVar[type[VolumeConfig]] = VolumeConfig
+
+    def __init__(self, config: VolumeConfig, ctx: PluginContext) -> None:
+        self.config = config
+        self.ctx = ctx
+        self.counters = VolumeStats()
+        self._path = ctx.plugin_state_dir() / STATE_FILE
+        self._keys: dict[str, _Key] = {}
+        self._counts: dict[str, int] = {}
+        self._last_raw: dict[str, str] = {}
+        self._templates: dict[int, str] = {}
+        self._tags_seen: dict[str, str] = {}
+        self._learn_until: float | None = None
+        self._partial: int | None = None
+        """The first bucket after a start or restore holds only part of its lines: neither judged nor learned."""
+        self._pending: list[Score] = []
+        self._dirty = False
+        self._last_save = ctx.clock.monotonic()
+        self._by = tuple(config.group_by)
+        self._clock = BucketClock(config.bucket.seconds, config.delay.seconds, config.max_gap.seconds, self._close)
+        self._load()
+
+    # -- the detector protocol ---------------------------------------------------------------------
+
+    def observe(self, records: Sequence[Record]) -> list[Score]:
+        counts = self._counts
+        last = self._last_raw
+        by = self._by
+        track_templates = self.config.max_templates > 0
+        for r in records:
+            t = r.event_time
+            if self._clock.current is None:
+                self._clock.place(t)
+                self._partial = self._clock.current
+            else:
+                self._clock.place(t)
+            if self._learn_until is None:
+                self._learn_until = t + self.config.learn_for.seconds
+            self.counters.records += 1
+            for field in by:
+                value = r.source if field == "source" else r.tag if field == "tag" else r.component
+                if not value:
+                    continue
+                k = f"{field}:{value}"
+                counts[k] = counts.get(k, 0) + 1
+                last[k] = r.raw
+                if k not in self._keys:
+                    self._tags_seen[k] = r.tag
+            if track_templates and r.template_id >= 0:
+                k = f"template:{r.template_id}"
+                counts[k] = counts.get(k, 0) + 1
+                last[k] = r.raw
+                if r.template_id not in self._templates:
+                    self._templates[r.template_id] = r.template
+                    self._tags_seen[k] = r.tag
+        return self._take()
+
+    def tick(self, now: float) -> list[Score]:
+        if self._clock.current is None and self._keys:
+            self._clock.tick(now, start=True)
+            self._partial = self._clock.current
+        else:
+            self._clock.tick(now)
+        if self._dirty and self.ctx.clock.monotonic() - self._last_save >= self.config.save_interval.seconds:
+            self._save()
+        return self._take()
+
+    def close(self) -> list[Score]:
+        """Save; the open bucket is partial (a stop or the end of a replay), so it is not scored."""
+        if self._dirty:
+            self._save()
+        return self._take()
+
+    def stats(self) -> dict[str, float]:
+        c = self._clock.counters
+        return {
+            "records": float(self.counters.records),
+            "anomalies": float(self.counters.anomalies),
+            "keys": float(len(self._keys)),
+            "buckets_closed": float(c.closed),
+            "buckets_skipped": float(c.skipped),
+            "late_records": float(c.late_records),
+        }
+
+    # -- buckets -------------------------------------------------------------------------------------
+
+    def _take(self) -> list[Score]:
+        out, self._pending = self._pending, []
+        return out
+
+    def _close(self, index: int) -> None:
+        start = self._clock.start_of(index)
+        end = start + self.config.bucket.seconds
+        hour = int(start // 3600) % 24
+        alerting = self._learn_until is not None and start >= self._learn_until
+        counts, self._counts = self._counts, {}
+        if index == self._partial:
+            return
+        for name, key in self._keys.items():
+            obs = counts.pop(name, 0)
+            score = self._judge(name, key, obs, hour, start, end, alerting)
+            if score is not None:
+                self._pending.append(score)
+        for name, obs in counts.items():
+            self._admit(name, obs, hour)
+        self._dirty = True
+
+    def _expect(self, key: _Key, hour: int) -> tuple[float, float]:
+        base = key.hours[hour] if key.hours[hour].n >= self.config.profile_min_samples else key.glob
+        expected = base.mean
+        sd = max(_MAD_TO_SD * base.dev, math.sqrt(max(expected, 1.0)))
+        return expected, sd
+
+    def _judge(self, name: str, key: _Key, obs: int, hour: int, start: float, end: float,
+               alerting: bool) -> Score | None:
+        cfg = self.config
+        expected, sd = self._expect(key, hour)
+        watched = key.glob.n >= cfg.min_samples
+        z = (obs - expected) / sd
+        score: Score | None = None
+        if alerting and watched:
+            surge = z >= cfg.threshold and obs >= expected * cfg.min_ratio and expected >= 1.0
+            drop = (z <= -cfg.threshold and obs * cfg.min_ratio <= expected and expected >= cfg.min_expected)
+            if surge or drop:
+                score = self._score(name, key, obs, expected, sd, z, start, end)
+        if watched:  # clip to the alerting band: an incident must not become the new normal at once
+            band = cfg.threshold * sd
+            x = min(max(obs, expected - band), expected + band)
+        else:
+            x = float(obs)
+        key.glob.update(x)
+        key.hours[hour].update(x)
+        return score
+
+    def _admit(self, name: str, obs: int, hour: int) -> None:
+        kind, _, label = name.partition(":")
+        if kind == "template":
+            tracked = sum(1 for k in self._keys.values() if k.kind == "template")
+            if tracked >= self.config.max_templates and not self._evict_rare_template(obs):
+                return
+        elif sum(1 for k in self._keys.values() if k.kind != "template") >= self.config.max_keys:
+            self.counters.keys_dropped += 1
+            return
+        key = _Key(kind, label, self._tags_seen.pop(name, ""))
+        if kind == "template":
+            key.template = self._templates.get(int(label), "")
+        key.glob.update(obs)
+        key.hours[hour].update(obs)
+        self._keys[name] = key
+
+    def _evict_rare_template(self, obs: int) -> bool:
+        """Make room for a template busier than the quietest tracked one (tracking is for frequent ones)."""
+        rare = min((k for k in self._keys.items() if k[1].kind == "template"), key=lambda kv: kv[1].glob.mean)
+        if rare[1].glob.mean >= min(obs, self.config.min_expected):
+            return False
+        del self._keys[rare[0]]
+        return True
+
+    # -- explanation ---------------------------------------------------------------------------------
+
+    def _score(self, name: str, key: _Key, obs: int, expected: float, sd: float, z: float,
+               start: float, end: float) -> Score:
+        self.counters.anomalies += 1
+        bucket = str(self.config.bucket)
+        who = f"template '{_short(key.template)}'" if key.kind == "template" else key.label
+        if obs == 0:
+            title, severity = f"{who} went silent", Severity.CRITICAL
+        elif z > 0:
+            title, severity = f"{who}: rate surged {obs / max(expected, 1e-9):.1f}x", Severity.WARNING
+        else:
+            title, severity = f"{who}: rate collapsed to {obs / max(expected, 1e-9):.0%} of normal", Severity.WARNING
+        summary = f"{who}: {obs} lines in {bucket}, normally {expected:.0f} ± {sd:.0f}"
+        templates: list[TemplateEvidence] = []
+        if key.kind == "template":
+            templates.append(TemplateEvidence(int(key.label), key.template, float(obs), expected, z))
+        sample = self._last_raw.get(name)
+        return Score(
+            detector=self.name, stream=key.tag, key=name, start=start, end=end, score=abs(z),
+            threshold=self.config.threshold, is_anomaly=True, title=title, summary=summary, severity=severity,
+            evidence=Evidence(templates=templates, samples=[sample] if sample else [],
+                              params={"observed": str(obs), "expected": f"{expected:.1f}", "sd": f"{sd:.1f}",
+                                      "bucket": bucket}),
+            source=key.label if key.kind == "source" else "", condition=f"volume:{name}",
+        )
+
+    # -- state ---------------------------------------------------------------------------------------
+
+    def _save(self) -> None:
+        keys = {
+            name: {"tag": k.tag, "template": k.template, "global": k.glob.dump(),
+                   "hours": [h.dump() for h in k.hours]}
+            for name, k in self._keys.items()
+        }
+        write_json_atomic(self._path, STATE_KIND, 1, {
+            "bucket_s": self.config.bucket.seconds, "learn_until": self._learn_until,
+            "keys": keys,
+        })
+        self._dirty = False
+        self._last_save = self.ctx.clock.monotonic()
+
+    def _load(self) -> None:
+        if not self._path.exists():
+            return
+        try:
+            doc = read_json_state(self._path, STATE_KIND, {1})
+            if doc.get("bucket_s") != self.config.bucket.seconds:
+                raise StateError(str(self._path), "saved with another bucket size")
+            keys: dict[str, _Key] = {}
+            for name, body in doc["keys"].items():
+                kind, _, label = str(name).partition(":")
+                key = _Key(kind, label, str(body.get("tag", "")))
+                key.template = str(body.get("template", ""))
+                key.glob = _Baseline(*_triple(body["global"]))
+                key.hours = [_Baseline(*_triple(h)) for h in body["hours"]][:24]
+                if len(key.hours) != 24:
+                    raise StateError(str(self._path), f"key {name}: expected 24 hourly baselines")
+                keys[str(name)] = key
+            learn_until = doc.get("learn_until")
+        except (StateError, KeyError, TypeError, ValueError, AttributeError) as exc:
+            log.warning("state_refused", path=str(self._path), reason=str(exc))
+            set_aside(self._path)
+            return
+        self._keys = keys
+        self._learn_until = float(learn_until) if learn_until is not None else None
+        log.info("baseline_restored", path=str(self._path), keys=len(keys))
+
+
+def _triple(value: object) -> tuple[int, float, float]:
+    if not isinstance(value, list) or len(value) != 3:
+        raise ValueError(f"expected [n, mean, dev], got {value!r}")
+    return int(value[0]), float(value[1]), float(value[2])
+
+
+def _short(text: str, limit: int = 80) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
