@@ -13,7 +13,6 @@ from hypothesis import strategies as st
 from agent.drain import ChangeType, Drain, DrainConfig
 from agent.errors import StateError
 
-
 LOOSE = DrainConfig(depth=4, sim_th=0.5)
 """Route on the first token only and merge at half the tokens: short examples show the mechanics."""
 

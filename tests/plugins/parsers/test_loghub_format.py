@@ -1,0 +1,31 @@
+from __future__ import annotations
+
+from datetime import datetime
+
+import pytest
+
+from plugins.parsers.loghub_format import FormatConfig, FormatParser
+
+
+def test_fields_time_level_component_and_extras() -> None:
+    p = FormatParser(FormatConfig(format="<Date> <Time> <Pid> <Level> <Component>: <Content>"))
+    h = p.parse("081109 203615 148 info dfs.DataNode$PacketResponder: PacketResponder 1 terminating")
+    assert h is not None
+    assert h.message == "PacketResponder 1 terminating" and h.level == "INFO"
+    assert h.component == "dfs.DataNode$PacketResponder" and h.fields == {"Pid": "148"}
+    assert h.time == datetime(2008, 11, 9, 20, 36, 15).timestamp()
+    assert p.parse("no header here") is None
+
+
+def test_unparseable_time_is_none_not_an_error() -> None:
+    p = FormatParser(FormatConfig(format="<Date> <Level>: <Content>"))
+    h = p.parse("yesterday WARNING: disk full")
+    assert h is not None and h.time is None and h.level == "WARN"
+
+
+@pytest.mark.parametrize("fmt", ["<Date> <Level>", "<Content> <Content>"])
+def test_preflight_and_config_refuse_bad_formats(fmt: str) -> None:
+    with pytest.raises(ValueError):
+        FormatConfig(format=fmt)
+    ok = FormatConfig(format="<Level> <Content>")
+    assert FormatParser.preflight(ok) == []
