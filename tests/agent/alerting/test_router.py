@@ -133,3 +133,31 @@ def test_resolve_after_quiet_period_and_state_survives_restart(tmp_path: Path, w
     docs = [json.loads(line) for line in out_path.read_text().splitlines()]
     assert [d["status"] for d in docs] == ["firing", "resolved"]
     assert docs[1]["count"] == 2 and docs[0]["id"] != docs[1]["id"]
+
+
+def test_resolutions_skip_outputs_that_do_not_support_them(tmp_path: Path) -> None:
+    clock = ManualClock()
+    ctx = PluginContext(instance="output.slack.0", state_dir=tmp_path, host="h", clock=clock)
+    slack = SlackOutput(SlackConfig(webhook_url="http://127.0.0.1:9/x"), ctx)
+    file_out = FileOutput(FileConfig(path=str(tmp_path / "a.jsonl")), ctx)
+    router = AlertRouter(AlertsConfig(resolve_after=Duration(10)),
+                         [("output.slack.0", "*", slack), ("output.file.0", "*", file_out)],
+                         tmp_path / "spool.db", "h", clock)
+    router.submit([score()], tag="app")
+    clock.advance(11)
+    router.tick(clock.time())
+    assert router.stats()["output.slack.0.pending"] == 1  # only the firing notification
+    assert router.stats()["output.file.0.pending"] == 2  # firing + resolved
+    router.close(1.0)
+
+
+def test_alerts_config_is_built_and_validated_from_yaml_data() -> None:
+    from agent.alerting.config import AlertsConfig as Cfg
+    from agent.schema import Builder
+
+    b = Builder("x.yaml")
+    cfg = b.build(Cfg, {"cooldown": "5m", "retry": {"base": "200ms", "cap": "1m", "limit": 5}}, "service.alerts")
+    assert cfg is not None and cfg.cooldown.seconds == 300 and cfg.retry.base.seconds == 0.2 and cfg.retry.limit == 5
+    bad = Builder("x.yaml")
+    assert bad.build(Cfg, {"retry": {"base": "10s", "cap": "1s"}}, "service.alerts") is None
+    assert "cap" in str(bad.errors[0])
