@@ -9,6 +9,7 @@ given window spec — the same code the daemon runs, fed offline.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -48,7 +49,8 @@ def load_sessions(path: str | Path, max_length: int) -> Corpus:
 
 
 def load_logs(
-    paths: Sequence[str | Path], log_format: str | None, spec: WindowSpec, drain_state: bytes | None = None
+    paths: Sequence[str | Path], log_format: str | None, spec: WindowSpec, drain_state: bytes | None = None,
+    multiline: str | None = None,
 ) -> Corpus:
     """Parse raw log files through the parse stage (continuing a bundle's Drain state when given, so
     template ids mean what they meant in training) and window them per `spec`."""
@@ -70,8 +72,8 @@ def load_logs(
         p = Path(path)
         names.append(p.name)
         chunk: list[Record] = []
-        for line in _lines(p):
-            chunk.append(Record(tag="logs", source=str(p), raw=line))
+        for record in _records(p, multiline):
+            chunk.append(record)
             if len(chunk) >= 2048:
                 windows.extend(_window_chunk(stage, windower, chunk))
                 chunk = []
@@ -96,10 +98,10 @@ def _window_chunk(stage: Any, windower: Windower, chunk: list[Record]) -> list[W
     return out
 
 
-def _lines(path: Path) -> Iterator[str]:
+def _records(path: Path, multiline: str | None) -> Iterator[Record]:
+    from agent.replay import read_records
+
     try:
-        with open(path, encoding="utf-8", errors="replace") as fh:
-            for line in fh:
-                yield line.rstrip("\n")
+        yield from read_records(path, "logs", re.compile(multiline) if multiline else None)
     except OSError as exc:
         raise LogwardenError(f"{path}: cannot read: {exc.strerror or exc}") from None

@@ -10,13 +10,49 @@ from __future__ import annotations
 
 import re
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
 from agent.plugin import Emit
 from agent.stages import QueueClosed
 from agent.types import Record
+
+
+class _Counts:
+    lines = 0
+    bytes = 0
+
+
+def read_records(
+    path: Path, tag: str, start_re: re.Pattern[str] | None = None, max_line_bytes: int = 1 << 20,
+    counts: Any = None,
+) -> Iterator[Record]:
+    """Records of a whole file: lines decoded with replacement, over-long ones truncated, continuation
+    lines joined to their record when `start_re` marks where records start. The one reader of files for
+    replay, demo, `train --input` and `score --input`, so offline and live see the same records."""
+    counts = counts if counts is not None else _Counts()
+    held: Record | None = None
+    source = str(path)
+    offset = 0
+    with open(path, "rb") as fh:
+        for raw_line in fh:
+            offset += len(raw_line)
+            counts.bytes += len(raw_line)
+            counts.lines += 1
+            line = raw_line[:max_line_bytes].rstrip(b"\r\n").decode("utf-8", "replace")
+            if start_re is not None:
+                if held is not None and not start_re.search(line):
+                    held.raw += "\n" + line
+                    held.offset = offset
+                    continue
+                if held is not None:
+                    yield held
+                held = Record(tag=tag, source=source, raw=line, offset=offset)
+            else:
+                yield Record(tag=tag, source=source, raw=line, offset=offset)
+    if held is not None:
+        yield held
 
 
 class FileReplayInput:
@@ -60,32 +96,13 @@ class FileReplayInput:
 
     def _read(self, path: Path, emit: Emit) -> None:
         batch: list[Record] = []
-        held: Record | None = None
-        source = str(path)
-        offset = 0
-        with open(path, "rb") as fh:
-            for raw_line in fh:
-                if self._stop.is_set():
-                    return
-                offset += len(raw_line)
-                self.bytes += len(raw_line)
-                line = raw_line[: self.max_line_bytes].rstrip(b"\r\n").decode("utf-8", "replace")
-                self.lines += 1
-                if self.start_re is not None:
-                    if held is not None and not self.start_re.search(line):
-                        held.raw += "\n" + line
-                        held.offset = offset
-                        continue
-                    if held is not None:
-                        batch.append(held)
-                    held = Record(tag=self.tag, source=source, raw=line, offset=offset)
-                else:
-                    batch.append(Record(tag=self.tag, source=source, raw=line, offset=offset))
-                if len(batch) >= self.batch_size:
-                    emit(batch)
-                    batch = []
-        if held is not None:
-            batch.append(held)
+        for record in read_records(path, self.tag, self.start_re, self.max_line_bytes, self):
+            if self._stop.is_set():
+                return
+            batch.append(record)
+            if len(batch) >= self.batch_size:
+                emit(batch)
+                batch = []
         if batch:
             emit(batch)
 

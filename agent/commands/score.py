@@ -20,6 +20,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     src.add_argument("--sessions", type=Path, metavar="FILE", help="Sessions to score, DeepLog's format.")
     src.add_argument("--input", type=Path, nargs="+", metavar="LOG", help="Raw log files to window and score.")
     p.add_argument("--log-format", metavar="FMT", help="Header format of --input.")
+    p.add_argument("--multiline", metavar="REGEX", help="Start pattern of multi-line records in --input.")
     p.add_argument("--batch-size", type=int, default=256, help="Windows per onnxruntime call.")
 
 
@@ -35,7 +36,8 @@ def score_corpus(model_dir: Path, args: argparse.Namespace) -> tuple[list[float]
     if args.sessions is not None:
         corpus = load_sessions(args.sessions, bundle.window.max_length)
     else:
-        corpus = load_logs(args.input, args.log_format, bundle.window, bundle.files.get("drain.json"))
+        corpus = load_logs(args.input, args.log_format, bundle.window, bundle.files.get("drain.json"),
+                           multiline=getattr(args, "multiline", None))
     batch = max(1, int(getattr(args, "batch_size", 256)))
     values: list[float] = []
     for i in range(0, len(corpus.windows), batch):

@@ -27,6 +27,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     src.add_argument("--input", type=Path, nargs="+", metavar="LOG", help="Raw log files (parsed with Drain).")
     p.add_argument("--abnormal", type=Path, metavar="FILE", help="Labelled abnormal sessions (supervised objectives).")
     p.add_argument("--log-format", metavar="FMT", help="Header format of --input, e.g. '<Date> <Time> <Level> <Component>: <Content>'.")
+    p.add_argument("--multiline", metavar="REGEX",
+                   help="Lines not matching this start pattern join the record before them (stack traces).")
     p.add_argument(
         "--window",
         default="{type: sliding, size: 60s}",
@@ -45,6 +47,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     forest.add_argument("--no-novelty", action="store_true", help="Forest score only (for comparisons).")
     forest.add_argument("--features", default="counts,stats", help="Feature groups: counts, stats, temporal, levels.")
     forest.add_argument("--tfidf", action="store_true", help="Weight count columns by training idf.")
+    from agent.training import deep_options
+
+    deep_options.add_arguments(p.add_argument_group("deeplog / transformer options"))
 
 
 def parse_window(text: str, max_length: int) -> object:
@@ -83,7 +88,7 @@ def run(args: argparse.Namespace) -> int:
         parsed = parse_window(args.window, args.max_length)
         assert isinstance(parsed, WindowSpec)
         spec = parsed
-        corpus = load_logs(args.input, args.log_format, spec)
+        corpus = load_logs(args.input, args.log_format, spec, multiline=args.multiline)
     if not corpus.windows:
         raise LogwardenError(f"the training set is empty: {corpus.source} holds no sessions or windows")
     abnormal = load_sessions(args.abnormal, args.max_length).windows if args.abnormal is not None else []
@@ -111,5 +116,7 @@ def _rebuild_command(args: argparse.Namespace) -> str:
         parts += ["--input", *map(str, args.input), "--window", args.window]
         if args.log_format:
             parts += ["--log-format", args.log_format]
+        if args.multiline:
+            parts += ["--multiline", args.multiline]
     parts += ["--out", str(args.out), "--seed", str(args.seed)]
     return shlex.join(parts)
