@@ -203,7 +203,11 @@ class AlertRouter:
         )
 
     def submit(self, scores: Sequence[Score], tag: str = "") -> list[Alert]:
-        """Fold anomalous scores into open alerts; spool the notifications they cause before returning."""
+        """Fold anomalous scores into open alerts; spool the notifications they cause before returning.
+
+        Raises sqlite3.Error when the spool cannot be written (disk full): the caller must then not commit
+        the offsets of the records behind these scores.
+        """
         anomalies = [s for s in scores if s.is_anomaly]
         if not anomalies:
             return []
@@ -212,9 +216,12 @@ class AlertRouter:
             self.stats_.submitted += len(anomalies)
             notes: list[Notification] = []
             upserts: dict[str, dict[str, Any]] = {}
+            before: dict[str, _Open | None] = {}
             for s in anomalies:
                 fp = fingerprint(s)
                 entry = self._open.get(fp)
+                if fp not in before:
+                    before[fp] = copy.deepcopy(entry)
                 notify = False
                 if entry is None:
                     entry = _Open(self._new_alert(s, fp, tag), tag, now, None, [])
@@ -245,7 +252,16 @@ class AlertRouter:
                     if note is not None:
                         notes.append(note)
                 upserts[fp] = entry.to_doc()
-            created = self.spool.commit(notes, now, open_upserts=upserts)
+            try:
+                created = self.spool.commit(notes, now, open_upserts=upserts)
+            except BaseException:
+                # Nothing was spooled: put the dedup state back so the caller's retry is not deduplicated.
+                for fp, old in before.items():
+                    if old is None:
+                        self._open.pop(fp, None)
+                    else:
+                        self._open[fp] = old
+                raise
             for a in created:
                 self._recent.append(a)
             for n in notes:

@@ -161,3 +161,15 @@ def test_alerts_config_is_built_and_validated_from_yaml_data() -> None:
     bad = Builder("x.yaml")
     assert bad.build(Cfg, {"retry": {"base": "10s", "cap": "1s"}}, "service.alerts") is None
     assert "cap" in str(bad.errors[0])
+
+
+def test_a_spool_that_cannot_be_written_fails_submit_and_leaves_no_dedup_state(tmp_path: Path) -> None:
+    import sqlite3
+
+    import pytest
+
+    router, _ = make(tmp_path, ManualClock())
+    router.spool.close()  # what a vanished state dir looks like to the router
+    with pytest.raises(sqlite3.Error):
+        router.submit([score()], tag="app")
+    assert router.open_alerts() == []
