@@ -35,7 +35,7 @@ def run(args: argparse.Namespace) -> int:
         doc = (inspect.getdoc(inspect.getmodule(cls)) or "").split("\n\n")[0].replace("\n", " ")
         origin = "" if entry.origin == "builtin" else f"  [{entry.origin}]"
         print(f"{key}{origin}\n  {doc}")
-        for common, text in COMMON_KEYS[kind].items():
+        for common, text in COMMON_KEYS.get(kind, {}).items():
             if common != "name":
                 print(f"    {common:<22} (all {kind.value}s)  {text}")
         for row in describe(cls.config_class):
