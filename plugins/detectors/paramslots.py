@@ -147,7 +147,11 @@ class Slot:
                 return
             key = str(to_bin(num[0], self.unit))
         else:
-            key = value if value in self.base or value in self.cur or len(self.base) < max_categories else OTHER
+            key = value
+            if value not in self.base and value not in self.cur:
+                known = len(self.base) + sum(1 for k in self.cur if k not in self.base)
+                if known >= max_categories:
+                    key = OTHER
         self.cur[key] = self.cur.get(key, 0) + 1
         self.cur_n += 1
         if key not in self.sample_raw:

@@ -79,6 +79,9 @@ class _Baseline:
 
     def update(self, x: float) -> None:
         self.n += 1
+        if self.n == 1:
+            self.mean = x
+            return
         alpha = max(1.0 / self.n, _ALPHA_MIN)
         self.dev += alpha * (abs(x - self.mean) - self.dev)
         self.mean += alpha * (x - self.mean)
@@ -196,7 +199,8 @@ class VolumeDetector:
         end = start + self.config.bucket.seconds
         hour = int(start // 3600) % 24
         alerting = self._learn_until is not None and start >= self._learn_until
-        counts, self._counts = self._counts, {}
+        counts = dict(self._counts)  # observe() holds a reference to the live dict: empty it in place
+        self._counts.clear()
         if index == self._partial:
             return
         for name, key in self._keys.items():

@@ -1,0 +1,141 @@
+"""Params: learned per-slot distributions; latency and status-share shifts explained by template and slot."""
+
+from __future__ import annotations
+
+import io
+import re
+from pathlib import Path
+
+import pytest
+
+from agent.clock import ManualClock
+from agent.generator import GENERATOR_FORMAT, GeneratorConfig, IncidentLabel, generate
+from agent.generator.services import Event
+from agent.parsing import ParseStage, default_section
+from agent.plugin import Kind, PluginContext
+from agent.registry import Registry
+from agent.schema import Duration
+from agent.types import Record, Score
+from plugins.detectors.params import STATE_FILE, ParamsConfig, ParamsDetector
+from plugins.detectors.paramslots import OTHER, Slot, parse_number, slot_name
+
+_NUM = re.compile(r"(?<=[=\s])[0-9][\w.%]*")
+
+
+def generated(config: GeneratorConfig) -> tuple[list[Record], list[IncidentLabel]]:
+    """Records as the parse stage would fill them, with the generator's step keys as template ids."""
+    ids: dict[str, int] = {}
+    templates: dict[str, str] = {}
+    records: list[Record] = []
+
+    def observe(rid: str, ev: Event) -> None:
+        tid = ids.setdefault(ev.key, len(ids))
+        template = templates.setdefault(ev.key, _NUM.sub("<*>", ev.text))
+        records.append(Record(tag="app", source="/var/log/shop.log", raw=ev.text, time=round(ev.t, 3),
+                              level=ev.level, component=ev.service, message=ev.text, template_id=tid,
+                              template=template, params=tuple(_NUM.findall(ev.text))))
+
+    labels = generate(config, io.StringIO(), observe=observe)
+    return records, labels
+
+
+def ctx(tmp_path: Path) -> PluginContext:
+    return PluginContext(instance="detector.params.0", state_dir=tmp_path, host="h", clock=ManualClock())
+
+
+def feed(det: ParamsDetector, records: list[Record], batch: int = 200) -> list[Score]:
+    out: list[Score] = []
+    for i in range(0, len(records), batch):
+        chunk = records[i:i + batch]
+        out += det.observe(chunk)
+        out += det.tick(chunk[-1].event_time)
+    return out
+
+
+def near(score: Score, label: IncidentLabel, slack: float = 60.0) -> bool:
+    return score.end > label.start - slack and score.start < label.end + slack
+
+
+@pytest.fixture(scope="module")
+def two_incidents() -> tuple[list[Record], list[IncidentLabel]]:
+    return generated(GeneratorConfig(seed=11, duration_s=2700, rate=25, incidents=["error_burst", "latency_spike"],
+                                     warmup_fraction=0.5))
+
+
+def test_latency_spike_and_5xx_share_are_found_and_explained(tmp_path: Path, two_incidents) -> None:  # type: ignore[no-untyped-def]
+    records, labels = two_incidents
+    det = ParamsDetector(ParamsConfig(learn_for=Duration(900)), ctx(tmp_path))
+    scores = feed(det, records)
+    burst, spike = labels
+    assert [s.title for s in scores if not near(s, burst) and not near(s, spike)] == []
+    statuses = [s for s in scores if near(s, burst) and s.evidence.params.get("slot") == "status"]
+    assert statuses and statuses[0].evidence.params["category"] == "503"
+    assert re.match(r"status: 503 share \d+\.\d% → \d+\.\d% in 'Completed ", statuses[0].title)
+    assert max(float(s.evidence.params["share"]) for s in statuses) > 0.1
+    assert all(float(s.evidence.params["baseline_share"]) < 0.02 for s in statuses)
+    slow = [s for s in scores if near(s, spike) and s.evidence.params.get("slot") == "duration"]
+    db = [s for s in slow if s.evidence.templates[0].template.startswith("Executed SELECT")]
+    assert db, [s.title for s in slow]
+    assert re.match(r"duration p95 \d+ms → \d\.\d\ds, p50 ", db[0].title)
+    assert db[0].condition == f"params:{db[0].evidence.templates[0].template_id}:2"
+    assert db[0].evidence.samples and "Executed SELECT" in db[0].evidence.samples[0]
+
+
+def test_id_like_slots_are_skipped_and_categories_are_capped(tmp_path: Path) -> None:
+    det = ParamsDetector(ParamsConfig(classify_after=20, max_categories=5), ctx(tmp_path))
+    recs = [Record(tag="app", source="s", raw=f"r{i}", time=1000.0 + i, template_id=1,
+                   template="job <*> for user_id=<*> region=<*> offset=<*> took <*>",
+                   params=(f"{i:08x}-aa", str(1000 + i * 7 % 13), f"r{i % 30}", str(5000 + i), f"{i % 9 + 1}ms"))
+            for i in range(200)]
+    det.observe(recs)
+    kinds = [(s.name, s.kind) for s in det._templates[1].slots]
+    assert kinds == [("job", "skip"), ("user_id", "skip"), ("region", "skip"), ("offset", "skip"),
+                     ("duration", "numeric")]
+    slot = Slot("code")
+    for i in range(200):
+        slot.add(str(200 + i % 3) if i < 100 else str(i), "raw", 20, 5)
+    assert slot.kind == "categorical" and len(slot.cur) <= 6 and OTHER in slot.cur
+
+
+def test_numbers_with_units_and_slot_names() -> None:
+    assert parse_number("12ms") == (0.012, "duration")
+    assert parse_number("0.25s") == (0.25, "duration")
+    assert parse_number("3.5MB") == (3.5e6, "size")
+    assert parse_number("503") == (503.0, "")
+    assert parse_number("10.2.3.4") is None and parse_number("abc") is None and parse_number("5 apples") is None
+    assert slot_name("Completed <*> status=<*> in <*>", 1) == "status"
+    assert slot_name("Executed on orders (id=<*>) rows=<*>", 0) == "id"
+    assert slot_name("Evicted <*> keys", 0) == "Evicted"
+
+
+def test_baseline_survives_restart(tmp_path: Path, two_incidents) -> None:  # type: ignore[no-untyped-def]
+    records, labels = two_incidents
+    burst = labels[0]
+    before = [r for r in records if r.event_time < burst.start - 120]
+    det = ParamsDetector(ParamsConfig(learn_for=Duration(900)), ctx(tmp_path))
+    feed(det, before)
+    det.close()
+    assert (tmp_path / "detector.params.0" / STATE_FILE).exists()
+    again = ParamsDetector(ParamsConfig(learn_for=Duration(900)), ctx(tmp_path))
+    assert again.stats()["slots_numeric"] > 5
+    scores = feed(again, [r for r in records if burst.start - 120 <= r.event_time < burst.end + 60])
+    assert any(s.evidence.params.get("category") == "503" for s in scores)
+
+
+def test_through_the_parse_stage(tmp_path: Path) -> None:
+    out = io.StringIO()
+    labels = generate(GeneratorConfig(seed=3, duration_s=1200, rate=12, incidents=["latency_spike"],
+                                      warmup_fraction=0.6), out)
+    records: list[Record] = []
+    for line in out.getvalue().splitlines():
+        if line.startswith("\t") and records:
+            records[-1].raw += "\n" + line
+        else:
+            records.append(Record(tag="app", source="shop.log", raw=line))
+    ParseStage.from_section(default_section(GENERATOR_FORMAT), Registry.default()).process(records)
+    det = ParamsDetector(ParamsConfig(learn_for=Duration(600), min_count=8, min_baseline=80), ctx(tmp_path))
+    scores = feed(det, records)
+    (spike,) = labels
+    assert [s.title for s in scores if not near(s, spike)] == []
+    assert any("duration p95" in s.title and "Executed" in s.title for s in scores), [s.title for s in scores]
+    assert Registry.default().get(Kind.DETECTOR, "params") is ParamsDetector
