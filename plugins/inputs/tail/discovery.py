@@ -91,6 +91,21 @@ def find_by_inode(original: str, dev: int, ino: int) -> tuple[str, os.stat_resul
     return None
 
 
+def content_matches(path: str, fp: str, offset: int, marker: str | None, fp_limit: int) -> bool:
+    """Does the file at `path` start with the first line `fp` and hold the bytes `marker` before `offset`?"""
+    lo = max(0, offset - MARKER_SIZE)
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(fp_limit)
+            fh.seek(lo)
+            before = fh.read(offset - lo)
+    except OSError:
+        return False
+    if fingerprint_of(head, fp_limit) != fp or len(before) != offset - lo:
+        return False
+    return marker is None or digest(before) == marker
+
+
 def find_copy(
     original: str,
     fp: str,
@@ -102,17 +117,9 @@ def find_copy(
     """A copied file (copytruncate): a sibling with the same first line and the same bytes before `offset`."""
     if marker is None:
         return None
-    lo = max(0, offset - MARKER_SIZE)
     for path, st in _siblings(os.path.dirname(original), original):
         if (st.st_dev, st.st_ino) in skip or st.st_size < offset:
             continue
-        try:
-            with open(path, "rb") as fh:
-                head = fh.read(fp_limit)
-                fh.seek(lo)
-                before = fh.read(offset - lo)
-        except OSError:
-            continue
-        if fingerprint_of(head, fp_limit) == fp and len(before) == offset - lo and digest(before) == marker:
+        if content_matches(path, fp, offset, marker, fp_limit):
             return path, st
     return None

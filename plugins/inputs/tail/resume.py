@@ -86,17 +86,12 @@ class Resumer:
                 best[key] = e
         for e in sorted(best.values(), key=lambda e: e.seen, reverse=True)[:MAX_ORPHANS]:
             found = discovery.find_by_inode(e.path, e.dev, e.ino)
-            if found is None:
-                self.recover_copy(e.path, e.fp, e.offset, e.marker, e.offset, skip=set())
+            if found is not None and discovery.content_matches(found[0], e.fp, e.offset, e.marker, t.fp_limit):
+                path, st = found
+                if st.st_size > e.offset and (e.dev, e.ino) not in t.files:
+                    t.open_file(path, start=e.offset, rotated=True)
+                    t.stats.files_recovered += 1
+                    log.info("rotated_rest_recovered", path=path, original=e.path, offset=e.offset, how="rename")
                 continue
-            path, st = found
-            if st.st_size <= e.offset or (e.dev, e.ino) in t.files:
-                continue
-            f = t.open_file(path, start=e.offset, rotated=True)
-            if f is None:
-                continue
-            if not self._valid(f.fd, e, st.st_size):
-                t.close_file(f)
-                continue
-            t.stats.files_recovered += 1
-            log.info("rotated_rest_recovered", path=path, original=e.path, offset=e.offset, how="rename")
+            # renamed after a copytruncate, or gone: the old content may survive only in a copy
+            self.recover_copy(e.path, e.fp, e.offset, e.marker, e.offset, skip=set())

@@ -111,13 +111,15 @@ def test_inotify_watch_limit_falls_back_to_polling(tmp_path: Path, waiter: Waite
     logs_dir = tmp_path / "logs"
     logs_dir.mkdir()
     ctx = PluginContext(instance="input.tail.0", state_dir=tmp_path / "state", host="t", tag="app", clock=SystemClock())
-    config = TailConfig(path=[str(logs_dir / "*.log")], read_from="beginning", poll_interval=_dur(0.1))
+    config = TailConfig(path=[str(logs_dir / "*.log")], read_from="beginning", poll_interval=_dur(0.1),
+                        refresh_interval=_dur(600))  # only the polling watcher can find the new file in time
     inp = TailInput(config, ctx, make_observer=_FullInotify)
     sink = Sink()
     sink.input = inp
     with capture_logs() as logs:
         inp.start(sink)
         try:
+            waiter(lambda: inp.stats()["polling_fallbacks"] == 1, what="the fallback watch")
             append(logs_dir / "app.log", "seen-by-polling\n")
             waiter(lambda: sink.lines() == ["seen-by-polling"], what="the line")
         finally:
