@@ -1,0 +1,69 @@
+"""Reading files as records (replay, demo, offline training) and `logwarden replay` end to end."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+from agent.replay import read_records
+
+
+def test_read_records_joins_continuations_and_tracks_offsets(tmp_path: Path) -> None:
+    log = tmp_path / "a.log"
+    data = b"2026-01-01 first\n\tat x\n\tat y\n2026-01-01 second \xff\xfe bad\n2026-01-01 third"
+    log.write_bytes(data)
+    recs = list(read_records(log, "t", re.compile(r"^\d{4}-")))
+    assert [r.raw for r in recs] == [
+        "2026-01-01 first\n\tat x\n\tat y", "2026-01-01 second \ufffd\ufffd bad", "2026-01-01 third",
+    ]
+    assert recs[0].offset == len(b"2026-01-01 first\n\tat x\n\tat y\n")
+    assert recs[-1].offset == len(data)
+    assert all(r.tag == "t" and r.source == str(log) for r in recs)
+
+
+def test_read_records_truncates_long_lines(tmp_path: Path) -> None:
+    log = tmp_path / "long.log"
+    log.write_bytes(b"x" * 5000 + b"\nshort\n")
+    recs = list(read_records(log, "t", None, max_line_bytes=100))
+    assert [len(r.raw) for r in recs] == [100, 5]
+
+
+CONFIG = """\
+service:
+  state_dir: {state}
+  log_level: warning
+pipeline:
+  inputs:
+    - name: tail
+      tag: app
+      path: ['/nonexistent/*.log']
+      parser: {{format: '<Date> <Time> <Level> <Component>: <Content>'}}
+  detectors:
+    - name: novelty
+      match: app
+      learn_for: 1m
+  outputs:
+    - name: file
+      path: {alerts}
+"""
+
+
+def test_replay_command_runs_the_pipeline_and_alerts(tmp_path: Path) -> None:
+    log = tmp_path / "app.log"
+    lines = [f"2026-11-28 10:{i // 60:02d}:{i % 60:02d} INFO api: request {i} served in {i % 50}ms" for i in range(600)]
+    lines.append("2026-11-28 10:10:00 ERROR db: connection pool exhausted after 30 retries")
+    log.write_text("\n".join(lines) + "\n")
+    cfg = tmp_path / "cfg.yaml"
+    alerts = tmp_path / "alerts.jsonl"
+    cfg.write_text(CONFIG.format(state=tmp_path / "daemon-state", alerts=alerts))
+    proc = subprocess.run([sys.executable, "-m", "agent.cli", "replay", str(log), "-c", str(cfg)],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert "replayed 601 lines" in proc.stderr
+    got = [json.loads(line) for line in alerts.read_text().splitlines()]
+    assert len(got) == 1
+    assert "connection pool exhausted" in json.dumps(got[0])
+    assert not (tmp_path / "daemon-state").exists(), "a replay must not touch the daemon's state"
