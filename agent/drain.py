@@ -317,28 +317,32 @@ class Drain:
         return best
 
     def _scan(self, clusters: Iterator[_Cluster], tokens: list[str], exact: bool) -> _Cluster | None:
+        """Most similar cluster (ties: more parameters, as Drain3); a candidate is dropped as soon as its
+        mismatches rule out the threshold, which keeps crowded leaves cheap."""
         n = len(tokens)
+        limit = 0.0 if exact else n - self.config.sim_th * n
         best: _Cluster | None = None
-        best_sim = -1.0
+        best_miss = n + 1
         best_params = -1
         for c in clusters:
-            same = 0
+            miss = 0
             params = 0
-            fits = True
             for t, m in zip(c.tokens, tokens, strict=True):
-                if t == m:
-                    same += 1
-                elif t == WILD:
-                    params += 1
-                else:
-                    fits = False
-            if exact and not fits:
-                continue
-            sim = same / n if n else 1.0
-            if sim > best_sim or (sim == best_sim and params > best_params):
-                best, best_sim, best_params = c, sim, params
-        if best is None or (not exact and best_sim < self.config.sim_th):
-            return None
+                if t != m:
+                    if t == WILD:
+                        params += 1
+                        miss += 1
+                        continue
+                    if exact:
+                        break
+                    miss += 1
+                    if miss > limit:
+                        break
+            else:
+                if miss > limit and not exact:
+                    continue
+                if miss < best_miss or (miss == best_miss and params > best_params):
+                    best, best_miss, best_params = c, miss, params
         return best
 
     def _create(self, tokens: list[str], gaps: list[str], bucket: str) -> _Cluster:
