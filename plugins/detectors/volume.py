@@ -112,10 +112,10 @@ class VolumeDetector:
         self.counters = VolumeStats()
         self._path = ctx.plugin_state_dir() / STATE_FILE
         self._keys: dict[str, _Key] = {}
-        self._counts: dict[str, int] = {}
-        self._last_raw: dict[str, str] = {}
-        self._templates: dict[int, str] = {}
-        self._tags_seen: dict[str, str] = {}
+        self._raw_counts: tuple[dict[str, int], dict[str, int], dict[str, int], dict[int, int]] = ({}, {}, {}, {})
+        self._last_raw: dict[int, Record] = {}
+        """Last record of each template (evidence, and the template text and tag of a newly tracked one)."""
+        self._last_record: Record | None = None
         self._learn_until: float | None = None
         self._partial: int | None = None
         """The first bucket after a start or restore holds only part of its lines: neither judged nor learned."""
@@ -129,37 +129,48 @@ class VolumeDetector:
     # -- the detector protocol ---------------------------------------------------------------------
 
     def observe(self, records: Sequence[Record]) -> list[Score]:
-        counts = self._counts
-        last = self._last_raw
-        by = self._by
+        # Hot path: count by raw value per field (no key strings per record); _close names the keys.
+        by_source, by_component, by_tag, by_template = self._raw_counts
+        use_source, use_component, use_tag = "source" in self._by, "component" in self._by, "tag" in self._by
         track_templates = self.config.max_templates > 0
+        clock = self._clock
         for r in records:
             t = r.event_time
-            if self._clock.current is None:
-                self._clock.place(t)
-                self._partial = self._clock.current
-            else:
-                self._clock.place(t)
+            if clock.current is None:
+                clock.place(t)
+                self._partial = clock.current
+            elif int(t // clock.size_s) != clock.current:
+                clock.place(t)
+            if use_source and r.source:
+                by_source[r.source] = by_source.get(r.source, 0) + 1
+            if use_component and r.component:
+                by_component[r.component] = by_component.get(r.component, 0) + 1
+            if use_tag and r.tag:
+                by_tag[r.tag] = by_tag.get(r.tag, 0) + 1
+            tid = r.template_id
+            if track_templates and tid >= 0:
+                by_template[tid] = by_template.get(tid, 0) + 1
+                self._last_raw[tid] = r
+        if records:
+            self.counters.records += len(records)
             if self._learn_until is None:
-                self._learn_until = t + self.config.learn_for.seconds
-            self.counters.records += 1
-            for field in by:
-                value = r.source if field == "source" else r.tag if field == "tag" else r.component
-                if not value:
-                    continue
-                k = f"{field}:{value}"
-                counts[k] = counts.get(k, 0) + 1
-                last[k] = r.raw
-                if k not in self._keys:
-                    self._tags_seen[k] = r.tag
-            if track_templates and r.template_id >= 0:
-                k = f"template:{r.template_id}"
-                counts[k] = counts.get(k, 0) + 1
-                last[k] = r.raw
-                if r.template_id not in self._templates:
-                    self._templates[r.template_id] = r.template
-                    self._tags_seen[k] = r.tag
+                self._learn_until = records[0].event_time + self.config.learn_for.seconds
+            last = records[-1]
+            self._last_record = last
         return self._take()
+
+    def _named_counts(self) -> dict[str, int]:
+        """The open bucket's counts under key names, emptied in place (observe() holds the dicts)."""
+        out: dict[str, int] = {}
+        for field, counts in zip(("source", "component", "tag"), self._raw_counts[:3], strict=True):
+            for value, n in counts.items():
+                out[f"{field}:{value}"] = n
+            counts.clear()
+        templates = self._raw_counts[3]
+        for tid, n in templates.items():
+            out[f"template:{tid}"] = n
+        templates.clear()
+        return out
 
     def tick(self, now: float) -> list[Score]:
         if self._clock.current is None and self._keys:
@@ -199,8 +210,7 @@ class VolumeDetector:
         end = start + self.config.bucket.seconds
         hour = int(start // 3600) % 24
         alerting = self._learn_until is not None and start >= self._learn_until
-        counts = dict(self._counts)  # observe() holds a reference to the live dict: empty it in place
-        self._counts.clear()
+        counts = self._named_counts()
         if index == self._partial:
             return
         for name, key in self._keys.items():
@@ -248,9 +258,10 @@ class VolumeDetector:
         elif sum(1 for k in self._keys.values() if k.kind != "template") >= self.config.max_keys:
             self.counters.keys_dropped += 1
             return
-        key = _Key(kind, label, self._tags_seen.pop(name, ""))
-        if kind == "template":
-            key.template = self._templates.get(int(label), "")
+        last = self._last_raw.get(int(label)) if kind == "template" else self._last_record
+        key = _Key(kind, label, last.tag if last is not None else "")
+        if kind == "template" and last is not None:
+            key.template = last.template
         key.glob.update(obs)
         key.hours[hour].update(obs)
         self._keys[name] = key
@@ -280,7 +291,8 @@ class VolumeDetector:
         templates: list[TemplateEvidence] = []
         if key.kind == "template":
             templates.append(TemplateEvidence(int(key.label), key.template, float(obs), expected, z))
-        sample = self._last_raw.get(name)
+        last = self._last_raw.get(int(key.label)) if key.kind == "template" else None
+        sample = last.raw if last is not None else None
         return Score(
             detector=self.name, stream=key.tag, key=name, start=start, end=end, score=abs(z),
             threshold=self.config.threshold, is_anomaly=True, title=title, summary=summary, severity=severity,
