@@ -1,0 +1,34 @@
+"""`logwarden train` options of the deep models (deeplog, transformer), kept beside their trainers.
+
+Only argparse here: the CLI builds its parser for every command, so this module must cost nothing to
+import. Every option defaults to None and the trainers fall back to their own defaults, so the same
+namespace serves both models and the ones a model does not use are ignored.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+
+def add_arguments(group: argparse._ArgumentGroup) -> None:
+    group.add_argument("--objective", choices=["next-event", "autoencoder", "classify"], default=None,
+                       help="deeplog: next-event (default) or autoencoder (time windows); "
+                            "transformer: next-event (default) or classify (supervised, needs --abnormal).")
+    group.add_argument("--history", type=int, default=None, metavar="H", help="Events of context per prediction (default 10).")
+    group.add_argument("--top-g", type=int, default=None, metavar="G",
+                       help="An event outside the top-g predictions is anomalous (default: chosen from held-out normal sessions).")
+    group.add_argument("--quantile", type=float, default=None,
+                       help="Share of held-out normal sessions the threshold (g) must pass (default 0.99).")
+    group.add_argument("--epochs", type=int, default=None, help="Most epochs (early stopping usually ends sooner; default 60).")
+    group.add_argument("--batch-size", type=int, default=None, help="Training mini-batch (default 64).")
+    group.add_argument("--learning-rate", type=float, default=None, help="Adam learning rate (default 0.003).")
+    group.add_argument("--patience", type=int, default=None, help="Epochs without validation improvement before stopping (default 5).")
+    group.add_argument("--threads", type=int, default=None, help="torch threads (default 2).")
+    group.add_argument("--embed-dim", type=int, default=None, help="deeplog: template embedding size (default 32).")
+    group.add_argument("--hidden", type=int, default=None, help="deeplog: LSTM units (default 64; autoencoder 32).")
+    group.add_argument("--layers", type=int, default=None, help="LSTM or encoder layers (default 2).")
+    group.add_argument("--d-model", type=int, default=None, help="transformer: model width (default 64).")
+    group.add_argument("--heads", type=int, default=None, help="transformer: attention heads (default 4).")
+    group.add_argument("--ff", type=int, default=None, help="transformer: feed-forward width (default 128).")
+    group.add_argument("--max-len", type=int, default=None, help="transformer classify: positions per chunk (default 128).")
+    group.add_argument("--steps", type=int, default=None, help="deeplog autoencoder: consecutive windows per sequence (default 8).")

@@ -1,0 +1,45 @@
+"""Tiny generated sessions for sequence-model tests: a three-kind grammar and its broken variants.
+
+Normal: read `10 11 12 13`, write `10 11 14 15{1,3} 16 13`, health `20 21`. Abnormal sessions use only
+known keys in a wrong order or stop early (what only an order-aware model catches), or carry an unseen key.
+"""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+
+def normal_sessions(n: int, seed: int = 0) -> list[list[str]]:
+    rng = random.Random(seed)
+    out: list[list[str]] = []
+    for _ in range(n):
+        kind = rng.random()
+        if kind < 0.45:
+            s = [10, 11, 12, 13]
+        elif kind < 0.85:
+            s = [10, 11, 14, *([15] * rng.randint(1, 3)), 16, 13]
+        else:
+            s = [20, 21]
+        out.append([str(k) for k in s])
+    return out
+
+
+BROKEN = [
+    ["10", "12", "11", "13"],
+    ["10", "11", "14", "16", "15", "13"],
+    ["10", "11"],
+    ["20", "10", "11", "12", "13"],
+]
+UNKNOWN = [["10", "11", "99", "13"]]
+
+
+def write_sessions(path: Path, sessions: list[list[str]]) -> Path:
+    path.write_text("".join(" ".join(s) + "\n" for s in sessions))
+    return path
+
+
+TINY_LSTM = ["--history", "4", "--embed-dim", "8", "--hidden", "16", "--layers", "1", "--epochs", "25",
+             "--batch-size", "16", "--learning-rate", "0.01", "--patience", "4"]
+TINY_TRANSFORMER = ["--history", "4", "--d-model", "16", "--heads", "2", "--layers", "1", "--ff", "32",
+                    "--epochs", "25", "--batch-size", "16", "--learning-rate", "0.01", "--patience", "4"]

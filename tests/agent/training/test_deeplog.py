@@ -1,0 +1,122 @@
+"""DeepLog LSTM: export parity on random inputs, training on tiny generated sessions, the top-g rule end to end."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from agent.bundle import load_bundle
+from agent.cli import main
+from agent.scoring import open_window_model
+from agent.sessions import session_windows
+from agent.training.deeplog import build_autoencoder, build_lstm
+from agent.training.torch_common import TrainExtraMissing, check_parity, export_onnx, require_torch
+from tests.agent.training.seqdata import BROKEN, TINY_LSTM, UNKNOWN, normal_sessions, write_sessions
+
+
+def test_lstm_export_matches_torch_on_random_inputs_of_any_batch_and_length(tmp_path: Path) -> None:
+    torch = require_torch()
+    torch.manual_seed(3)
+    net = build_lstm(12, embed_dim=8, hidden=16, layers=2)
+    path = tmp_path / "m.onnx"
+    export_onnx(net, (torch.randint(0, 12, (2, 6)),), path, input_names=["history"], output_names=["logits"],
+                dynamic={"history": {0: ("batch", 1, 4096), 1: ("seq", 1, 64)}})
+    rng = np.random.default_rng(0)
+    feeds = [{"history": rng.integers(0, 12, size=s, dtype=np.int64)} for s in ((1, 6), (9, 6), (4, 1), (3, 40))]
+    assert check_parity(net, path, feeds, atol=1e-4) <= 1e-4
+    assert not (tmp_path / "m.onnx.data").exists()  # one file, no external data
+
+
+def test_autoencoder_export_matches_torch(tmp_path: Path) -> None:
+    torch = require_torch()
+    torch.manual_seed(4)
+    net = build_autoencoder(5, hidden=8)
+    path = tmp_path / "ae.onnx"
+    export_onnx(net, (torch.randn(2, 4, 5),), path, input_names=["intervals"], output_names=["error"],
+                dynamic={"intervals": {0: ("batch", 1, 4096), 1: ("steps", 1, 64)}})
+    rng = np.random.default_rng(1)
+    feeds = [{"intervals": rng.normal(size=s).astype(np.float32)} for s in ((1, 4, 5), (6, 9, 5), (2, 1, 5))]
+    assert check_parity(net, path, feeds) <= 1e-4
+
+
+@pytest.fixture(scope="module")
+def bundle_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    tmp = tmp_path_factory.mktemp("deeplog")
+    train = write_sessions(tmp / "normal.txt", normal_sessions(300, seed=1))
+    out = tmp / "bundle"
+    assert main(["train", "--model", "deeplog", "--sessions", str(train), "--out", str(out), "--seed", "7", *TINY_LSTM]) == 0
+    return out
+
+
+def test_trained_bundle_flags_broken_order_truncation_and_unknown_keys(bundle_dir: Path) -> None:
+    bundle = load_bundle(bundle_dir, expected_detector="deeplog")
+    assert bundle.model["objective"] == "next-event"
+    assert bundle.model["parity_max_abs_error"] <= 1e-4
+    assert bundle.threshold.value == bundle.model["top_g"] >= 1
+    model = open_window_model(bundle)
+    normal, _ = session_windows(normal_sessions(200, seed=2), 1000)
+    broken, _ = session_windows(BROKEN + UNKNOWN, 1000)
+    n = model.score_windows(normal).score
+    b = model.score_windows(broken).score
+    assert (n > model.threshold).mean() <= 0.02
+    assert (b > model.threshold).all(), b
+
+
+def test_explanation_names_the_unpredicted_event_and_what_was_expected(bundle_dir: Path) -> None:
+    model = open_window_model(load_bundle(bundle_dir))
+    (window,), _ = session_windows([["10", "12", "11", "13"]], 1000)
+    window.templates = {12: "read row <*>", 11: "auth ok"}
+    window.samples = {12: ["2026-01-01 read row 7"]}
+    ev = model.explain(window)  # type: ignore[attr-defined]
+    assert ev.templates, "an anomalous session must be explained"
+    assert ev.templates[0].template == "read row <*>"
+    assert "2026-01-01 read row 7" in ev.samples
+    assert any("expected one of" in v and "11" in v for v in ev.params.values())
+
+
+def test_evaluate_prints_one_json_object_and_writes_the_report(
+    bundle_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    normal = write_sessions(tmp_path / "n.txt", normal_sessions(100, seed=5))
+    abnormal = write_sessions(tmp_path / "a.txt", BROKEN * 5 + UNKNOWN)
+    report = tmp_path / "report"
+    capsys.readouterr()
+    assert main(["evaluate", "--model", str(bundle_dir), "--normal", str(normal), "--abnormal", str(abnormal),
+                 "--report", str(report)]) == 0
+    out = capsys.readouterr().out.strip().splitlines()
+    assert len(out) == 1
+    doc = json.loads(out[0])
+    assert set(doc) == {"precision", "recall", "f1", "roc_auc", "pr_auc", "tp", "fp", "tn", "fn"}
+    assert doc["tp"] + doc["fn"] == 21 and doc["tn"] + doc["fp"] == 100
+    assert doc["recall"] == 1.0
+    for name in ("confusion_matrix.png", "pr_curve.png", "roc_curve.png", "score_distribution.png"):
+        assert (report / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        assert name in (report / "index.html").read_text()
+    assert "| f1 |" in (report / "report.md").read_text()
+
+
+def test_same_seed_gives_the_same_model(bundle_dir: Path, tmp_path: Path) -> None:
+    train = write_sessions(tmp_path / "normal.txt", normal_sessions(300, seed=1))
+    out = tmp_path / "again"
+    assert main(["train", "--model", "deeplog", "--sessions", str(train), "--out", str(out), "--seed", "7", *TINY_LSTM]) == 0
+    assert (out / "model.onnx").read_bytes() == (bundle_dir / "model.onnx").read_bytes()
+
+
+def test_missing_torch_names_the_train_extra(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "torch", None)
+    with pytest.raises(TrainExtraMissing, match=r"pip install 'logwarden\[train\]'"):
+        require_torch()
+
+
+def test_train_cli_exits_non_zero_with_the_extra_named_when_torch_is_missing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setitem(sys.modules, "torch", None)
+    train = write_sessions(tmp_path / "normal.txt", normal_sessions(20))
+    assert main(["train", "--model", "deeplog", "--sessions", str(train), "--out", str(tmp_path / "b")]) != 0
+    assert "logwarden[train]" in capsys.readouterr().err
+    assert not (tmp_path / "b").exists()
