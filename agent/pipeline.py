@@ -59,6 +59,12 @@ class _Flush:
 
 AlertListener = Callable[[Sequence[Alert]], None]
 
+_FAILED: Any = object()
+"""What `_guard` returns when the guarded call raised."""
+
+SCORE_BUCKETS = (0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 4.0, float("inf"))
+"""Buckets of score/threshold: above 1.0 is anomalous, whatever the detector's own scale."""
+
 
 class EventClock:
     """Wall time as the records tell it (for replays), with real monotonic time for timeouts and retries.
@@ -108,6 +114,9 @@ class Pipeline:
         self.queue: BoundedQueue[_Batch | _Flush] = BoundedQueue(svc.queue_size)
         self._stopping = threading.Event()
         self._worker: threading.Thread | None = None
+        self._commit_blocked: set[int] = set()
+        self.score_buckets = [0] * len(SCORE_BUCKETS)
+        self.score_sum = 0.0
 
         if inputs is None:
             inputs = [(s, self._make(Kind.INPUT, s.name, s.config, s.index, registry, tag=s.tag)) for s in config.inputs]
@@ -223,35 +232,54 @@ class Pipeline:
         section, inp = self.inputs[batch.input_index]
         parser = self.parsers[batch.input_index]
         records = self._guard("parse", f"parser.{section.parser.name}", parser.process, batch.records)
-        if records is None:
+        if records is _FAILED:
             records = batch.records
         tag = section.tag
+        durable = True
         for out_section, out in self.record_outputs:
             if tag_matches(out_section.match, tag):
-                self._guard("records", f"output.{out_section.name}", out.write_records, records)
+                durable &= self._guard("records", f"output.{out_section.name}", out.write_records, records) is not _FAILED
         scores: list[Score] = []
         for det_section, det in self.detectors:
             if tag_matches(det_section.match, tag):
                 got = self._guard("detect", f"detector.{det_section.name}", det.observe, records)
-                if got:
+                if got and got is not _FAILED:
                     scores.extend(got)
         if self.event_time and records:
             self._virtual_now = max(self._virtual_now, max(r.event_time for r in records))
-        self._submit(scores, tag)
-        self._guard("commit", f"input.{section.name}", inp.commit, batch.records)
+        durable &= self._submit(scores, tag)
+        if not durable and batch.input_index not in self._commit_blocked:
+            # A records stream or the spool could not take this batch: stop committing this input's offsets,
+            # so a restart re-reads from the last batch that was handled durably (at-least-once, never lost).
+            self._commit_blocked.add(batch.input_index)
+            log.error("offsets_commit_suspended", input=f"input.{section.name}.{section.index}")
+        if batch.input_index not in self._commit_blocked:
+            self._guard("commit", f"input.{section.name}", inp.commit, batch.records)
         self.stats.records += len(records)
         self.stats.batches += 1
         self.stats.last_progress = time.monotonic()
 
-    def _submit(self, scores: list[Score], tag: str) -> None:
+    def _submit(self, scores: list[Score], tag: str) -> bool:
+        """Hand scores to the router; False when they could not be spooled."""
         if not scores:
-            return
+            return True
         self.stats.scores += len(scores)
-        anomalous = [s for s in scores if s.is_anomaly]
-        self.stats.anomalies += len(anomalous)
+        for s in scores:
+            self._score_hist(s)
+        self.stats.anomalies += sum(1 for s in scores if s.is_anomaly)
         alerts = self._guard("alert", "router", self.router.submit, scores, tag)
+        if alerts is _FAILED:
+            return False
         if alerts and self.on_alerts is not None:
             self.on_alerts(alerts)
+        return True
+
+    def _score_hist(self, score: Score) -> None:
+        ratio = score.score / score.threshold if score.threshold > 0 else (1.0 if score.is_anomaly else 0.0)
+        for i, bound in enumerate(SCORE_BUCKETS):
+            if ratio <= bound:
+                self.score_buckets[i] += 1
+        self.score_sum += ratio
 
     def now(self) -> float:
         return self._virtual_now if self.event_time else self.clock.time()
@@ -264,7 +292,7 @@ class Pipeline:
             if now > 0:
                 for det_section, det in self.detectors:
                     got = self._guard("tick", f"detector.{det_section.name}", det.tick, now)
-                    if got:
+                    if got and got is not _FAILED:
                         self._submit(got, det_section.match)
                 self._guard("tick", "router", self.router.tick, now)
         if mono - self._last_snapshot >= self.config.service.snapshot_interval.seconds:
@@ -275,7 +303,7 @@ class Pipeline:
     def _close_detectors(self) -> None:
         for det_section, det in self.detectors:
             got = self._guard("close", f"detector.{det_section.name}", det.close)
-            if got:
+            if got and got is not _FAILED:
                 self._submit(got, det_section.match)
 
     def _guard(self, stage: str, plugin: str, fn: Callable[..., Any], *args: Any) -> Any:
@@ -286,7 +314,7 @@ class Pipeline:
         except Exception as exc:
             self.stats.stage_errors += 1
             log.error("stage_item_failed", stage=stage, plugin=plugin, error=repr(exc), exc_info=True)
-            return None
+            return _FAILED
 
     # -- introspection for /health, /metrics and the API -------------------------------------------
 
@@ -312,4 +340,8 @@ class Pipeline:
             if callable(fn):
                 out[f"detector.{det_section.name}.{det_section.index}"] = fn()
         out["router"] = self.router.stats()
+        hist = {f"hist_score_ratio__le_{'inf' if b == float('inf') else b}": float(c)
+                for b, c in zip(SCORE_BUCKETS, self.score_buckets, strict=True)}
+        hist["hist_score_ratio__sum"] = self.score_sum
+        out["pipeline"].update(hist)
         return out
