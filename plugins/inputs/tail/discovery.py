@@ -91,6 +91,25 @@ def find_by_inode(original: str, dev: int, ino: int) -> tuple[str, os.stat_resul
     return None
 
 
+def renamed_since(original: str, since: float) -> list[tuple[str, os.stat_result]]:
+    """Siblings named `<name of original><sep>…` (logrotate's `.1`, `-20240501`) renamed after `since`."""
+    base = os.path.basename(original)
+    out = []
+    for path, st in _siblings(os.path.dirname(original), original):
+        rest = os.path.basename(path)[len(base):]
+        if os.path.basename(path).startswith(base) and rest[:1] in (".", "-", "_") and st.st_ctime > since:
+            out.append((path, st))
+    return out
+
+
+def fingerprint_file(path: str, fp_limit: int) -> str | None:
+    try:
+        with open(path, "rb") as fh:
+            return fingerprint_of(fh.read(fp_limit), fp_limit)
+    except OSError:
+        return None
+
+
 def content_matches(path: str, fp: str, offset: int, marker: str | None, fp_limit: int) -> bool:
     """Does the file at `path` start with the first line `fp` and hold the bytes `marker` before `offset`?"""
     lo = max(0, offset - MARKER_SIZE)

@@ -9,6 +9,8 @@ restart lose nothing, where agents that only look at glob matches drop the rest 
 
 from __future__ import annotations
 
+import fnmatch
+import os
 from typing import TYPE_CHECKING
 
 import structlog
@@ -36,7 +38,8 @@ class Resumer:
             return False
         return entry.marker is None or marker_at(fd, entry.offset) == entry.marker
 
-    def start_offset(self, f: TailFile, size: int, first_scan: bool) -> int:
+    def start_offset(self, f: TailFile, st: os.stat_result, first_scan: bool) -> int:
+        size = st.st_size
         entry = self.t.store.latest_for(f.dev, f.ino)
         if entry is not None:
             if self._valid(f.fd, entry, size):
@@ -45,10 +48,16 @@ class Resumer:
             log.info("offset_invalidated", path=f.path, offset=entry.offset, size=size)
             self.recover_copy(entry.path, entry.fp, entry.offset, entry.marker, entry.offset, skip={f.key})
             return 0
-        if first_scan and self.t.config.read_from == "end":
+        if first_scan and self.t.config.read_from == "end" and not self._appeared_while_stopped(st):
             self._remember_end(f, size)
             return size
         return 0
+
+    def _appeared_while_stopped(self, st: os.stat_result) -> bool:
+        """A file created after we last saved offsets would have been read from its start had we been
+        running; `read_from: end` is for files that predate us, not for what we missed while down."""
+        entries = self.t.store.entries()
+        return bool(entries) and st.st_ctime > max(e.seen for e in entries)
 
     def _remember_end(self, f: TailFile, size: int) -> None:
         """Skipping to the end is a decision to keep: save it, or the next start would skip again."""
@@ -95,3 +104,32 @@ class Resumer:
                 continue
             # renamed after a copytruncate, or gone: the old content may survive only in a copy
             self.recover_copy(e.path, e.fp, e.offset, e.marker, e.offset, skip=set())
+
+    def recover_unseen(self) -> None:
+        """At startup: rotated files we never saw (created and rotated away while we were stopped).
+
+        A sibling named `<followed name><sep>...` whose inode and first line are unknown to the store and
+        that was renamed after we last saved offsets for that name holds lines nobody read: read it whole,
+        oldest first, after the known rests and before the live files.
+        """
+        t = self.t
+        entries = t.store.entries()
+        known_inodes = {(e.dev, e.ino) for e in entries}
+        known_fps = {e.fp for e in entries}
+        since: dict[str, float] = {}
+        for e in entries:
+            if any(fnmatch.fnmatch(e.path, os.path.abspath(p)) for p in t.config.path):
+                since[e.path] = max(since.get(e.path, 0.0), e.seen)
+        found: list[tuple[float, str]] = []
+        for original, seen in since.items():
+            for path, st in discovery.renamed_since(original, seen):
+                key = (st.st_dev, st.st_ino)
+                if key in known_inodes or key in t.files or discovery.excluded(path, t.config.exclude):
+                    continue
+                fp = discovery.fingerprint_file(path, t.fp_limit)
+                if fp is not None and fp not in known_fps:
+                    found.append((st.st_mtime, path))
+        for _, path in sorted(found):
+            if t.open_file(path, start=0, rotated=True) is not None:
+                t.stats.files_recovered += 1
+                log.info("rotated_rest_recovered", path=path, offset=0, how="unseen")

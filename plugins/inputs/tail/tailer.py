@@ -229,6 +229,7 @@ class Tailer:
             self.open_file(path, start=None)
         if self._first_scan:
             self._resumer.recover_orphans()
+            self._resumer.recover_unseen()
         self._first_scan = False
 
     def _ignore_old(self, path: str, key: tuple[int, int], st: os.stat_result, now_wall: float) -> bool:
@@ -269,7 +270,7 @@ class Tailer:
             os.close(fd)
             return self.files[key]
         f = TailFile(path, fd, st.st_dev, st.st_ino, 0)
-        offset = self._resumer.start_offset(f, st.st_size, self._first_scan) if start is None else start
+        offset = self._resumer.start_offset(f, st, self._first_scan) if start is None else start
         f.seek(offset)
         f.multiline = MultilineBuffer(self._ml) if self._ml is not None else None
         self.files[key] = f

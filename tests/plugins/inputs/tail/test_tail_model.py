@@ -13,6 +13,7 @@ import itertools
 import os
 import shutil
 import tempfile
+import time
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -46,7 +47,7 @@ class TailModel(RuleBasedStateMachine):
         self.dir = self.tmp / "logs"
         self.dir.mkdir()
         self.log = self.dir / "app.log"
-        self.clock = ManualClock()
+        self.clock = ManualClock(start=time.time())  # saved times are compared with file ctimes
         self.counter = itertools.count()
         self.rotations = itertools.count(1)
         self.written: list[str] = []

@@ -109,6 +109,20 @@ def test_rename_rotation_while_stopped_reads_old_rest_before_new_file(harness: H
     assert _run(harness, drain) == []
 
 
+def test_two_rotations_while_stopped_read_every_unseen_file_in_order(harness: Harness, drain: Drain) -> None:
+    log = harness.dir / "app.log"
+    append(log, "seen-1\n")
+    assert _run(harness, drain) == ["seen-1"]
+    append(log, "rest-2\n")
+    os.rename(log, harness.dir / "app.log.1")
+    append(log, "unseen-3\n")  # a whole file created and rotated away while we were down
+    os.rename(log, harness.dir / "app.log.2")
+    append(log, "live-4\n")
+    (harness.dir / "app.log.1.gz").write_bytes(b"not-a-log")
+    assert _run(harness, drain, read_from="end") == ["rest-2", "unseen-3", "live-4"]
+    assert _run(harness, drain) == []
+
+
 def test_inode_reuse_is_not_mistaken_for_the_old_file(harness: Harness, drain: Drain) -> None:
     """A new file that happens to get the old inode must be read from 0 (its first line differs)."""
     log = harness.dir / "app.log"
