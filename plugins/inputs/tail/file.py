@@ -111,6 +111,7 @@ class TailFile:
         "multiline",
         "path",
         "read_pos",
+        "read_wall",
         "recovered",
         "rotated_at",
         "tail",
@@ -122,6 +123,8 @@ class TailFile:
         self.dev = dev
         self.ino = ino
         self.read_pos = start
+        self.read_wall = 0.0
+        """Wall time of the last look at this file (cut-off for finding copies we never saw)."""
         self.line_start = start
         self.buf = bytearray()
         self.discarding = False

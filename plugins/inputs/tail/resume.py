@@ -25,6 +25,9 @@ if TYPE_CHECKING:
 
 log = structlog.get_logger("logwarden.input.tail")
 
+CTIME_SLACK_S = 1.0
+"""Kernel timestamps come from a coarse clock that can trail time.time(); compare with this much slack."""
+
 MAX_ORPHANS = 256
 """Saved offsets of vanished files checked at startup (newest first); older ones only wait to expire."""
 
@@ -105,31 +108,44 @@ class Resumer:
             # renamed after a copytruncate, or gone: the old content may survive only in a copy
             self.recover_copy(e.path, e.fp, e.offset, e.marker, e.offset, skip=set())
 
-    def recover_unseen(self) -> None:
-        """At startup: rotated files we never saw (created and rotated away while we were stopped).
+    def recover_unseen_at_start(self) -> None:
+        """At startup: rotated files created and rotated away while we were stopped.
 
-        A sibling named `<followed name><sep>...` whose inode and first line are unknown to the store and
-        that was renamed after we last saved offsets for that name holds lines nobody read: read it whole,
-        oldest first, after the known rests and before the live files.
+        The cut-off per followed name is when we last saved offsets for it: siblings renamed later hold
+        lines nobody read.
+        """
+        since: dict[str, float] = {}
+        for e in self.t.store.entries():
+            if any(fnmatch.fnmatch(e.path, os.path.abspath(p)) for p in self.t.config.path):
+                since[e.path] = max(since.get(e.path, 0.0), e.seen)
+        self.recover_unseen(since)
+
+    def recover_unseen(self, since: dict[str, float]) -> list[TailFile]:
+        """Read whole every sibling `<followed name><sep>…` renamed after `since[name]` that we never saw.
+
+        Unseen means: its inode is not open, not in a cursor and not in the store, and its first line is
+        not one we know (a copy of known content is the copy search's job). Oldest first, so they go out
+        after the known rests and before the live files. At runtime this catches files that were created
+        and rotated away between two passes (the reader was blocked by backpressure, or events were lost).
         """
         t = self.t
         entries = t.store.entries()
-        known_inodes = {(e.dev, e.ino) for e in entries}
-        known_fps = {e.fp for e in entries}
-        since: dict[str, float] = {}
-        for e in entries:
-            if any(fnmatch.fnmatch(e.path, os.path.abspath(p)) for p in t.config.path):
-                since[e.path] = max(since.get(e.path, 0.0), e.seen)
+        known_inodes = {(e.dev, e.ino) for e in entries} | set(t.files) | t.cursor_inodes()
+        known_fps = {e.fp for e in entries} | {f.fp for f in t.files.values() if f.fp is not None}
         found: list[tuple[float, str]] = []
-        for original, seen in since.items():
-            for path, st in discovery.renamed_since(original, seen):
+        for original, cutoff in since.items():
+            for path, st in discovery.renamed_since(original, cutoff - CTIME_SLACK_S):
                 key = (st.st_dev, st.st_ino)
-                if key in known_inodes or key in t.files or discovery.excluded(path, t.config.exclude):
+                if key in known_inodes or discovery.excluded(path, t.config.exclude):
                     continue
                 fp = discovery.fingerprint_file(path, t.fp_limit)
                 if fp is not None and fp not in known_fps:
                     found.append((st.st_mtime, path))
+        opened: list[TailFile] = []
         for _, path in sorted(found):
-            if t.open_file(path, start=0, rotated=True) is not None:
+            f = t.open_file(path, start=0, rotated=True)
+            if f is not None:
+                opened.append(f)
                 t.stats.files_recovered += 1
                 log.info("rotated_rest_recovered", path=path, offset=0, how="unseen")
+        return opened

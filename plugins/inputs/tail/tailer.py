@@ -64,6 +64,9 @@ class Tailer:
         self._first_scan = True
         self._stopped = False
         self._next_refresh = 0.0
+        self._checked_at = 0.0
+        self._rotated_since: dict[str, float] = {}
+        """Followed names whose file was rotated, with when we last saw them unrotated (wall time)."""
         self._threads: list[threading.Thread] = []
         self._make_observer = make_observer
         self.watcher: Watcher | None = None
@@ -229,7 +232,10 @@ class Tailer:
             self.open_file(path, start=None)
         if self._first_scan:
             self._resumer.recover_orphans()
-            self._resumer.recover_unseen()
+            self._resumer.recover_unseen_at_start()
+        elif self._rotated_since:
+            self._resumer.recover_unseen(self._rotated_since)
+        self._rotated_since = {}
         self._first_scan = False
 
     def _ignore_old(self, path: str, key: tuple[int, int], st: os.stat_result, now_wall: float) -> bool:
@@ -286,6 +292,7 @@ class Tailer:
 
     def _check_paths(self) -> None:
         """A followed path that now names another inode, or nothing, means its file was rotated."""
+        checked_before, self._checked_at = self._checked_at, self.ctx.clock.time()
         for path, key in list(self.active.items()):
             try:
                 st = os.stat(path)
@@ -298,6 +305,7 @@ class Tailer:
                 continue
             del self.active[path]
             self._rescan = True
+            self._rotated_since[path] = checked_before
             f = self.files.get(key)
             if f is not None and key not in self.active.values() and f.rotated_at is None:
                 f.rotated_at = self.ctx.clock.monotonic()
@@ -326,6 +334,7 @@ class Tailer:
             if st.st_size < f.read_pos or not f.tail_intact():
                 self._truncated(f)
             f.last_seen = seen
+        f.read_wall = self.ctx.clock.time()
         total = 0
         while not (self._stopping.is_set() and self._threads):
             want = CHUNK if budget is None else min(CHUNK, budget - total)
@@ -347,6 +356,10 @@ class Tailer:
             if budget is not None and total >= budget:
                 return True
         return False
+
+    def cursor_inodes(self) -> set[tuple[int, int]]:
+        with self._cursor_lock:
+            return {(c.file_id.dev, c.file_id.ino) for c in self._cursors.values()}
 
     def _cursor(self, f: TailFile, since: int) -> Cursor | None:
         if f.cursor is None and f.identify(since, self.rules) is not None:
@@ -418,6 +431,8 @@ class Tailer:
             copy = self._resumer.recover_copy(f.path, f.fp, f.read_pos, digest(f.tail), f.line_start, skip={f.key})
             if copy is not None:
                 self._read(copy, None)  # the old content's rest goes out before the new content
+        for unseen in self._resumer.recover_unseen({f.path: f.read_wall}):  # copies of generations never seen
+            self._read(unseen, None)
         if f.cursor is not None:
             f.cursor.closed_at = self.ctx.clock.monotonic()
         f.reset()

@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import os
 import shutil
+import time
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 
+from agent.clock import ManualClock
 from tests.plugins.inputs.tail.tailkit import Harness, append
 
 Waiter = Callable[..., None]
@@ -171,3 +173,36 @@ def _s(seconds: float) -> object:
     from agent.schema import Duration
 
     return Duration(seconds)
+
+
+def test_files_rotated_away_between_two_passes_are_still_read(harness: Harness, drain: Callable[..., None]) -> None:
+    """The reader was blocked (backpressure) while a whole file was created and rotated away."""
+    clock = ManualClock(start=time.time())  # rename times are compared with file ctimes
+    log = harness.dir / "app.log"
+    append(log, "a1\n")
+    inp, sink = harness.make(clock=clock)
+    drain(inp)
+    append(log, "a2\n")
+    os.rename(log, harness.dir / "app.log.1")
+    append(log, "b1\n")
+    os.rename(log, harness.dir / "app.log.2")
+    append(log, "c1\n")
+    clock.advance(1.0)
+    drain(inp)
+    assert sink.lines() == ["a1", "a2", "b1", "c1"]
+
+
+def test_two_copytruncates_between_two_passes(harness: Harness, drain: Callable[..., None]) -> None:
+    clock = ManualClock(start=time.time())
+    log = harness.dir / "app.log"
+    append(log, "x1\n")
+    inp, sink = harness.make(clock=clock)
+    drain(inp)
+    append(log, "x2\n")
+    for n, nxt in ((1, "y1\n"), (2, "z1\n")):
+        shutil.copyfile(log, harness.dir / f"app.log.{n}")
+        os.truncate(log, 0)
+        append(log, nxt)
+    clock.advance(1.0)
+    drain(inp)
+    assert sink.lines() == ["x1", "x2", "y1", "z1"]
