@@ -144,6 +144,8 @@ class WindowerStats:
     empty_windows: int = 0
     unkeyed_records: int = 0
     late_records: int = 0
+    leading_records: int = 0
+    """Records before the first complete sliding window (the stream began mid-window)."""
     split_sessions: int = 0
     evicted_sessions: int = 0
     skipped_empty_windows: int = 0
@@ -169,6 +171,7 @@ class Windower:
         self._sliding: dict[int, Window] = {}
         self._next_start: int | None = None  # index (start / step) of the oldest window not yet emitted
         self._watermark = -math.inf
+        self._lead_until = -math.inf
 
     def stats_dict(self) -> dict[str, float]:
         return {name: float(getattr(self.stats, name)) for name in WindowerStats.__slots__}
@@ -260,9 +263,15 @@ class Windower:
         last = math.floor(t / step)
         first = math.floor((t - length) / step) + 1
         if self._next_start is None:
-            self._next_start = first
+            # Windows that began before the stream did would be scored on a fraction of their span and look
+            # anomalously quiet; the first one emitted is the first that starts at or after this record.
+            self._next_start = math.ceil(t / step)
+            self._lead_until = self._next_start * step
         if last < self._next_start:
-            self.stats.late_records += 1
+            if t < self._lead_until:
+                self.stats.leading_records += 1
+            else:
+                self.stats.late_records += 1
             return out
         for idx in range(max(first, self._next_start), last + 1):
             window = self._sliding.get(idx)

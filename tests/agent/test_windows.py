@@ -27,11 +27,11 @@ def test_count_windows_close_at_size_and_flush_partial() -> None:
 def test_sliding_windows_overlap_and_emit_empty_windows_on_silence() -> None:
     spec = WindowSpec(type="sliding", size=Duration(10.0), step=Duration(5.0))
     w = Windower(spec, "s")
+    # The stream begins mid-window: [-5, 5) and [0, 10) would hold a fraction of their span, so the first
+    # window emitted is the first that starts at or after the first record.
     assert w.add(rec(1.0, 7)) == []
-    closed = w.add(rec(6.0, 8))  # time moved past the end of [-5, 5)
-    assert [(c.start, c.end, c.events) for c in closed] == [(-5.0, 5.0, [7])]
-    closed = w.tick(10.0)
-    assert [(c.start, c.end, c.events) for c in closed] == [(0.0, 10.0, [7, 8])]
+    assert w.add(rec(6.0, 8)) == []
+    assert w.tick(10.0) == []
     closed = w.tick(40.0)  # [5, 15) holds t=6; the rest are silent but still emitted
     assert [(c.start, c.events) for c in closed] == [(5.0, [8]), (10.0, []), (15.0, []), (20.0, []), (25.0, []), (30.0, [])]
     assert w.stats.empty_windows == 5
@@ -39,10 +39,11 @@ def test_sliding_windows_overlap_and_emit_empty_windows_on_silence() -> None:
 
 def test_sliding_window_late_record_is_counted_not_crashing() -> None:
     w = Windower(WindowSpec(type="sliding", size=Duration(10.0)), "s")
-    w.add(rec(25.0, 1))
-    w.tick(40.0)
-    assert w.add(rec(3.0, 1)) == []
-    assert w.stats.late_records == 1
+    w.add(rec(25.0, 1))  # [20, 30) began before the stream: a leading record, not a late one
+    w.add(rec(31.0, 1))
+    w.tick(50.0)
+    assert w.add(rec(33.0, 1)) == []
+    assert (w.stats.leading_records, w.stats.late_records) == (1, 1)
 
 
 def test_sliding_records_close_windows_offline_like_tick_online() -> None:
@@ -58,7 +59,7 @@ def test_sliding_records_close_windows_offline_like_tick_online() -> None:
     got_off += offline.flush()
     got_on += online.flush()
     assert [(x.start, x.events) for x in got_off] == [(x.start, x.events) for x in got_on]
-    assert [x.events for x in got_off] == [[0, 3], [12], [], [33, 34]]
+    assert [x.events for x in got_off] == [[12], [], [33, 34]]  # [0, 10) began before the stream
 
 
 def test_session_windows_by_regex_idle_and_split() -> None:
