@@ -5,8 +5,9 @@ Counts go into event-time buckets (`bucket`, default 60s) that a timer closes ev
 an empty bucket is scored too. Each key keeps a robust running baseline — an EWMA of the count and of its
 absolute deviation, updated with the observation clipped to the alerting band so an incident cannot teach
 itself as normal — globally and per UTC hour of day; the hour's profile is used once it has
-`profile_min_samples` buckets, the global one before. The spread has a Poisson floor (√expected), so a
-quiet key is not judged by a spread it never had. Nothing alerts during `learn_for` after a fresh start; the
+`profile_min_samples` buckets, the global one before. A deviation counts only as much as both the learned
+spread and Poisson noise (on the variance-stabilised √ scale) allow, so a quiet key is judged neither by a
+spread it never had nor by a normal approximation that makes 9-instead-of-2 look like a surge. Nothing alerts during `learn_for` after a fresh start; the
 baselines are saved atomically under the instance's state directory so a restart keeps them.
 
 Only anomalies are returned as Scores; `condition` is `volume:<key>` so repeats fold into one alert.
@@ -233,7 +234,7 @@ class VolumeDetector:
         cfg = self.config
         expected, sd = self._expect(key, hour)
         watched = key.glob.n >= cfg.min_samples
-        z = (obs - expected) / sd
+        z = _deviation(obs, expected, sd)
         score: Score | None = None
         if alerting and watched:
             surge = z >= cfg.threshold and obs >= expected * cfg.min_ratio and expected >= 1.0
@@ -342,6 +343,15 @@ class VolumeDetector:
         self._keys = keys
         self._learn_until = float(learn_until) if learn_until is not None else None
         log.info("baseline_restored", path=str(self._path), keys=len(keys))
+
+
+def _deviation(obs: int, expected: float, sd: float) -> float:
+    """The more conservative of two z-scores: the empirical one, and the Poisson one on the
+    variance-stabilised scale 2(√obs - √expected) — the normal approximation alone makes rare templates
+    (2 a minute, 9 this minute) look like surges."""
+    z_emp = (obs - expected) / sd
+    z_poisson = 2.0 * (math.sqrt(obs) - math.sqrt(max(expected, 0.0)))
+    return z_poisson if abs(z_poisson) < abs(z_emp) else z_emp
 
 
 def _triple(value: object) -> tuple[int, float, float]:
