@@ -84,7 +84,7 @@ class NextEventModel:
 
     def explain(self, window: Window, top: int = 3, max_samples: int = 3) -> Evidence:
         """The events the model did not predict (worst first), with what it expected in their place."""
-        seq = self.encode([window])[0]
+        seq = self.encoder.encode(window.events, bounded=self.bounded, count=False)
         windows = next_event_windows([seq], self.history, bounded=self.bounded)
         if len(windows) == 0:
             return Evidence()

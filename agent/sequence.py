@@ -103,10 +103,12 @@ class Encoder:
         self._index = vocabulary.index()
         self.unknown_events = 0
 
-    def encode(self, session: Sequence[Any], *, bounded: bool) -> IntArray:
+    def encode(self, session: Sequence[Any], *, bounded: bool, count: bool = True) -> IntArray:
+        """Tokens of one session; `count=False` for re-encodings (explanations) that must not count twice."""
         get = self._index.get
         body = [get(str(k), UNK) for k in session]
-        self.unknown_events += body.count(UNK)
+        if count:
+            self.unknown_events += body.count(UNK)
         if bounded:
             body = [BOS, *body, EOS]
         return np.asarray(body, dtype=np.int64)

@@ -281,7 +281,7 @@ def export_onnx(
     output_names: Sequence[str],
     dynamic: dict[str, dict[int, tuple[str, int, int]]],
 ) -> None:
-    """Export with the dynamo exporter to ONE file; `dynamic` maps an input to {axis: (name, min, max)}.
+    """Export with the dynamo exporter to ONE file; `dynamic` maps an input name to {axis: (dim, min, max)}.
 
     The legacy TorchScript exporter bakes a Transformer's sequence length into Reshape nodes, so only the
     dynamo path gives a model that accepts any length. The example batch should have ≥ 2 rows (a batch
@@ -290,10 +290,12 @@ def export_onnx(
     torch = require_torch()
     from torch.export import Dim
 
-    shapes: dict[str, dict[int, Any]] = {
-        name: {axis: Dim(dim_name, min=lo, max=hi) for axis, (dim_name, lo, hi) in axes.items()}
-        for name, axes in dynamic.items()
-    }
+    # Positional (in input order), not keyed: torch.export matches dict keys against forward()'s argument
+    # names, which need not be the ONNX input names.
+    shapes = tuple(
+        {axis: Dim(dim_name, min=lo, max=hi) for axis, (dim_name, lo, hi) in dynamic.get(name, {}).items()} or None
+        for name in input_names
+    )
     model.eval()
     with _quiet_exporter():
         torch.onnx.export(
