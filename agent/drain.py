@@ -53,6 +53,11 @@ class DrainConfig:
     cache_size: int = opt(
         200_000, ge=0, doc="Masked line shapes remembered to skip the tree; the cache is cleared when full."
     )
+    seed: str | None = opt(
+        None,
+        doc="A Drain snapshot, or a model bundle folder holding drain.json, to start from when this input has no "
+        "saved tree yet: template ids then mean what they meant when the bundle's model was trained.",
+    )
 
 
 class ChangeType(enum.Enum):

@@ -32,7 +32,7 @@ def load_drain(snapshot: Path | None, config: DrainConfig) -> Drain:
     """A tree restored from `snapshot` when it exists and is acceptable; otherwise a fresh one, with a
     refused file moved aside (never overwritten) and the reason logged."""
     if snapshot is None or not snapshot.exists():
-        return Drain(config)
+        return _seeded(config)
     try:
         drain = Drain.load(snapshot, config)
     except StateError as exc:
@@ -44,6 +44,25 @@ def load_drain(snapshot: Path | None, config: DrainConfig) -> Drain:
         log.warning("drain_snapshot_refused", path=str(snapshot), reason=exc.reason, kept_as=str(kept))
         return Drain(config)
     log.info("drain_snapshot_restored", path=str(snapshot), clusters=drain.stats()["clusters"])
+    return drain
+
+
+def _seeded(config: DrainConfig) -> Drain:
+    """A fresh tree, or the `seed` tree (a snapshot or a bundle's drain.json) when one is configured.
+
+    A seed that cannot be read is logged and a fresh tree is used: the daemon still runs, and a bundle
+    whose ids no longer match is refused by its detector with the reason."""
+    if not config.seed:
+        return Drain(config)
+    path = Path(config.seed)
+    if path.is_dir():
+        path = path / "drain.json"
+    try:
+        drain = Drain.load(path, config)
+    except StateError as exc:
+        log.warning("drain_seed_refused", path=str(path), reason=exc.reason)
+        return Drain(config)
+    log.info("drain_seeded", path=str(path), clusters=drain.stats()["clusters"])
     return drain
 
 
