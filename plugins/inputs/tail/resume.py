@@ -70,7 +70,14 @@ class Resumer:
             t.store.update(FileId(f.dev, f.ino, fp), size, marker_at(f.fd, size), f.path, t.ctx.clock.time())
 
     def recover_copy(
-        self, original: str, fp: str, offset: int, marker: str | None, start: int, skip: set[tuple[int, int]]
+        self,
+        original: str,
+        fp: str,
+        offset: int,
+        marker: str | None,
+        start: int,
+        skip: set[tuple[int, int]],
+        durable_from: int | None = None,
     ) -> TailFile | None:
         """Read the unread rest of `original`'s old content from a copy beside it, from `start` on."""
         t = self.t
@@ -78,7 +85,7 @@ class Resumer:
         if found is None:
             return None
         path, st = found
-        f = t.open_file(path, start=start, rotated=True)
+        f = t.open_file(path, start=start, rotated=True, durable_from=durable_from)
         if f is None:
             return None
         own = t.store.latest_for(st.st_dev, st.st_ino)
@@ -109,16 +116,16 @@ class Resumer:
             self.recover_copy(e.path, e.fp, e.offset, e.marker, e.offset, skip=set())
 
     def recover_unseen_at_start(self) -> None:
-        """At startup: rotated files created and rotated away while we were stopped.
-
-        The cut-off per followed name is when we last saved offsets for it: siblings renamed later hold
-        lines nobody read.
-        """
-        since: dict[str, float] = {}
-        for e in self.t.store.entries():
-            if any(fnmatch.fnmatch(e.path, os.path.abspath(p)) for p in self.t.config.path):
-                since[e.path] = max(since.get(e.path, 0.0), e.seen)
-        self.recover_unseen(since)
+        """At startup: rotated files created and rotated away after our last directory scan."""
+        t = self.t
+        cutoff = t.store.loaded_scanned_at
+        if cutoff <= 0:
+            return  # no earlier run: nothing can have been missed
+        names = set(t.active) | {
+            e.path for e in t.store.entries()
+            if any(fnmatch.fnmatch(e.path, os.path.abspath(p)) for p in t.config.path)
+        }
+        self.recover_unseen(dict.fromkeys(names, cutoff))
 
     def recover_unseen(self, since: dict[str, float]) -> list[TailFile]:
         """Read whole every sibling `<followed name><sep>…` renamed after `since[name]` that we never saw.

@@ -49,6 +49,9 @@ class OffsetStore:
         self._entries: dict[str, Entry] = {}
         self._seq = 0
         self._dirty = False
+        self.scanned_at = 0.0
+        """Wall time of the last directory scan: files renamed after it were never seen by us."""
+        self.loaded_scanned_at = 0.0
 
     def load(self) -> None:
         if not self.path.exists():
@@ -56,6 +59,7 @@ class OffsetStore:
         try:
             doc = read_json_state(self.path, KIND, {VERSION})
             entries = {e["file_id"]: Entry(**e) for e in doc.get("entries", [])}
+            scanned_at = float(doc.get("scanned_at", 0.0))
         except (StateError, TypeError, KeyError) as exc:
             kept = set_aside(self.path)
             log.warning("offsets_refused", path=str(self.path), kept=str(kept), error=str(exc))
@@ -63,6 +67,7 @@ class OffsetStore:
         with self._lock:
             self._entries = entries
             self._seq = max((e.seq for e in entries.values()), default=0)
+            self.loaded_scanned_at = scanned_at
 
     def entries(self) -> list[Entry]:
         with self._lock:
@@ -76,6 +81,17 @@ class OffsetStore:
                 if e.dev == dev and e.ino == ino and (best is None or e.seq > best.seq):
                     best = e
             return best
+
+    def register(self, file_id: FileId, offset: int, marker: str | None, path: str, now: float) -> None:
+        """Record where reading of a file generation starts, unless an entry already speaks for it.
+
+        Every file we open gets an entry before anything is committed from it, so a restart finds a
+        rotated file we were still reading by its inode even if none of its records were durable yet.
+        """
+        with self._lock:
+            if str(file_id) in self._entries:
+                return
+        self.update(file_id, offset, marker, path, now)
 
     def get(self, file_id: str) -> Entry | None:
         with self._lock:
@@ -121,7 +137,10 @@ class OffsetStore:
         with self._lock:
             if not self._dirty:
                 return True
-            body: dict[str, Any] = {"entries": [asdict(e) for e in self._entries.values()]}
+            body: dict[str, Any] = {
+                "scanned_at": self.scanned_at or self.loaded_scanned_at,
+                "entries": [asdict(e) for e in self._entries.values()],
+            }
             self._dirty = False
         try:
             write_json_atomic(self.path, KIND, VERSION, body)

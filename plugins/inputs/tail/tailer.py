@@ -21,7 +21,7 @@ from agent.types import Record
 from plugins.inputs.tail import discovery
 from plugins.inputs.tail.config import TailConfig
 from plugins.inputs.tail.file import Cursor, LineRules, TailFile
-from plugins.inputs.tail.identity import FINGERPRINT_MAX, FileId, digest
+from plugins.inputs.tail.identity import FINGERPRINT_MAX, FileId, digest, marker_at, read_fingerprint
 from plugins.inputs.tail.multiline import MultilineBuffer, MultilineRules
 from plugins.inputs.tail.resume import Resumer
 from plugins.inputs.tail.stats import TailStats
@@ -209,6 +209,7 @@ class Tailer:
 
     def _scan(self) -> None:
         self._rescan = False
+        self.store.scanned_at = self.ctx.clock.time()
         self._check_paths()
         found = discovery.expand(self.config.path, self.config.exclude)
         for path in found.directories + found.others:
@@ -258,8 +259,14 @@ class Tailer:
             self._reported.add(path)
             log.warning(event, path=path, **kw)
 
-    def open_file(self, path: str, start: int | None, rotated: bool = False) -> TailFile | None:
-        """Open and register a file; `start=None` decides from saved offsets (or `read_from`)."""
+    def open_file(
+        self, path: str, start: int | None, rotated: bool = False, durable_from: int | None = None
+    ) -> TailFile | None:
+        """Open and register a file; `start=None` decides from saved offsets (or `read_from`).
+
+        `durable_from` (default: the start) is what a restart should resume from if nothing of this file
+        gets committed: lower than `start` when it continues content whose records are still in flight.
+        """
         try:
             fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
         except PermissionError as exc:
@@ -278,6 +285,7 @@ class Tailer:
         f = TailFile(path, fd, st.st_dev, st.st_ino, 0)
         offset = self._resumer.start_offset(f, st, self._first_scan) if start is None else start
         f.seek(offset)
+        self._register(f, offset if durable_from is None else min(durable_from, offset))
         f.multiline = MultilineBuffer(self._ml) if self._ml is not None else None
         self.files[key] = f
         if rotated:
@@ -366,7 +374,17 @@ class Tailer:
             assert f.cursor is not None
             with self._cursor_lock:
                 self._cursors[str(f.cursor.file_id)] = f.cursor
+            self.store.register(f.cursor.file_id, since, marker_at(f.fd, since), f.path, self.ctx.clock.time())
+            self._dirty.set()
         return f.cursor
+
+    def _register(self, f: TailFile, offset: int) -> None:
+        """Save where we start in a file before anything of it is committed (see OffsetStore.register)."""
+        fp = read_fingerprint(f.fd, self.fp_limit)
+        if fp is not None and self.store.latest_for(f.dev, f.ino) is None:
+            self.store.register(FileId(f.dev, f.ino, fp), offset, marker_at(f.fd, offset), f.path,
+                                self.ctx.clock.time())
+            self._dirty.set()
 
     def _deliver(self, f: TailFile, lines: list[tuple[bytes, int]], since: int) -> None:
         cursor = self._cursor(f, since)
@@ -428,7 +446,8 @@ class Tailer:
         self._flush_multiline(f)
         self._send()
         if f.fp is not None and f.tail:
-            copy = self._resumer.recover_copy(f.path, f.fp, f.read_pos, digest(f.tail), f.line_start, skip={f.key})
+            durable = f.cursor.committed if f.cursor is not None else f.line_start
+            copy = self._resumer.recover_copy(f.path, f.fp, f.read_pos, digest(f.tail), f.line_start, {f.key}, durable)
             if copy is not None:
                 self._read(copy, None)  # the old content's rest goes out before the new content
         for unseen in self._resumer.recover_unseen({f.path: f.read_wall}):  # copies of generations never seen
