@@ -266,6 +266,6 @@ pipeline:
         alert = mine[0]
         assert alert["detector"] == "novelty" and alert["severity"] in ("warning", "critical")
         assert "New ERROR message" in alert["title"]
-        assert all(r.headers.get("Idempotency-Key") == r.json()["id"] for r in receiver.requests)
+        assert all(r.headers.get("idempotency-key") == r.json()["id"] for r in receiver.requests)  # receiver lower-cases
     finally:
         receiver.close()
