@@ -157,3 +157,22 @@ def test_corrupt_offsets_file_is_set_aside(harness: Harness, drain: Drain) -> No
     append(harness.dir / "app.log", "x\n")
     assert _run(harness, drain) == ["x"]
     assert any(p.name.startswith("offsets.json.rejected-") for p in state.iterdir())
+
+
+def test_kill_before_any_commit_replays_rotated_and_new_files(harness: Harness, drain: Drain) -> None:
+    """Records were read but none committed (the pipeline lagged) when the process died."""
+    log = harness.dir / "app.log"
+    append(log, "a1\na2\n")
+    sink = Sink()
+    sink.auto_commit = False
+    inp, _ = harness.make(sink)
+    drain(inp)
+    os.rename(log, harness.dir / "app.log.1")
+    append(log, "b1\n")
+    drain(inp)
+    assert sink.lines() == ["a1", "a2", "b1"]
+    inp._tailer.save()  # the periodic save of a running daemon, then SIGKILL: no stop(), nothing committed
+    harness.running.remove(inp)
+    inp2, sink2 = harness.make()
+    drain(inp2)
+    assert sink2.lines() == ["a1", "a2", "b1"]
