@@ -27,14 +27,15 @@ from __future__ import annotations
 import enum
 import hashlib
 import json
+import operator
 import re
 from collections import OrderedDict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from agent.masking import MASK_RE, VAR, WILD, tokenize
+from agent.masking import GLUE, MASK_RE, VAR, WILD, tokenize
 from agent.schema import opt
 
 
@@ -86,7 +87,10 @@ class _Node:
 
 
 class _Cluster:
-    __slots__ = ("alive", "bucket", "count", "display", "gaps", "id", "key", "leaf", "template", "tokens", "version")
+    __slots__ = (
+        "alive", "bucket", "count", "display", "gaps", "glue_at", "glue_vals", "id", "key", "leaf", "template",
+        "tokens", "val_at", "val_vals", "version", "wilds", "word_at", "word_vals", "words",
+    )
 
     def __init__(self, cid: int, tokens: list[str], gaps: list[str], bucket: str) -> None:
         self.id = cid
@@ -98,6 +102,11 @@ class _Cluster:
         self.alive = True
         self.leaf: _Node | None = None
         self.template = self.key = self.display = ""
+        self.words = self.wilds = 0
+        self.word_at = self.glue_at = self.val_at = _NOTHING
+        self.word_vals: tuple[str, ...] = ()
+        self.val_vals: tuple[str, ...] = ()
+        self.glue_vals: tuple[str, ...] = ()
         self.set_template(render(tokens, gaps)[0])
 
     def set_template(self, template: str) -> None:
@@ -105,6 +114,30 @@ class _Cluster:
         pair as an empty parameter, so padding or a missing value never splits a group."""
         self.template = self.display = template
         self.key = _EMPTY_PAIR.sub(lambda m: m.group()[0] + "<*>" + m.group()[1], " ".join(template.split()))
+        words = [i for i, t in enumerate(self.tokens) if t not in _GLUE_TOKENS and not _ROUTE_AS_PARAM(t)]
+        glue = [i for i, t in enumerate(self.tokens) if t in _GLUE_TOKENS]
+        vals = [i for i, t in enumerate(self.tokens) if VAR in t and WILD not in t]
+        self.words = len(words)
+        self.val_at, self.val_vals = _picker(vals), tuple(self.tokens[i] for i in vals)
+        self.wilds = self.tokens.count(WILD)
+        self.word_at, self.word_vals = _picker(words), tuple(self.tokens[i] for i in words)
+        self.glue_at, self.glue_vals = _picker(glue), tuple(self.tokens[i] for i in glue)
+
+
+def _nothing(tokens: list[str]) -> tuple[str, ...]:
+    return ()
+
+
+_NOTHING: Callable[[list[str]], tuple[str, ...]] = _nothing
+
+
+def _picker(idx: list[int]) -> Callable[[list[str]], tuple[str, ...]]:
+    """A C-level getter of the tokens at `idx`, always as a tuple (itemgetter unwraps a single index)."""
+    if not idx:
+        return _NOTHING
+    if len(idx) == 1:
+        return operator.itemgetter(slice(idx[0], idx[0] + 1))
+    return operator.itemgetter(*idx)
 
 
 class _Entry:
@@ -139,6 +172,9 @@ Plan = tuple[Recipe, ...]
 
 _EMPTY_PAIR = re.compile(r"\(\)|\[\]|\{\}|''|\"\"")
 _ROUTE_AS_WILD = re.compile(r"[\d\x00\x01]").search
+_ROUTE_AS_PARAM = re.compile(r"[\x00\x01]").search
+_GLUE_TOKENS = frozenset(GLUE)
+_VALUE_WEIGHT = 0.5
 _WILD_KEY = WILD
 _GAP_SEP = "\x02"
 
@@ -198,6 +234,20 @@ def render(tokens: list[str], gaps: list[str], message: list[str] | None = None)
     return text, tuple(plan)
 
 
+def _stars_as_values(parts: list[str]) -> list[str]:
+    """A literal `<*>` in a message becomes a value, so a template's `<*>` always means a parameter."""
+    out: list[str] = []
+    for i, part in enumerate(parts):
+        if i % 2 or "<*>" not in part:
+            out.append(part)
+            continue
+        pieces = part.split("<*>")
+        out.append(pieces[0])
+        for piece in pieces[1:]:
+            out += ["<*>", piece]
+    return out
+
+
 def _fill(plan: Plan, values: list[str]) -> tuple[str, ...]:
     out = []
     for r in plan:
@@ -237,6 +287,8 @@ class Drain:
             parts.append("")
         else:
             parts = MASK_RE.split(message)
+        if "<*>" in message:
+            parts = _stars_as_values(parts)
         return VAR.join(parts[0::2]), parts[1::2]
 
     def add(self, message: str) -> Match:
@@ -322,32 +374,40 @@ class Drain:
         return best
 
     def _scan(self, clusters: Iterator[_Cluster], tokens: list[str], exact: bool) -> _Cluster | None:
-        """Most similar cluster (ties: more parameters, as Drain3); a candidate is dropped as soon as its
-        mismatches rule out the threshold, which keeps crowded leaves cheap."""
-        n = len(tokens)
-        limit = 0.0 if exact else n - self.config.sim_th * n
+        """Most similar cluster (ties: more parameters, as Drain3).
+
+        Similarity counts only the template's literal words: a position that is already a parameter (or
+        holds a masked value) is free, and glue punctuation counts only when it differs. Unmasked
+        parameter words (names, ids made of letters) then cost one word each instead of diluting every
+        comparison, so one threshold fits short and long messages alike."""
+        if exact:
+            for c in clusters:
+                if all(t in (m, WILD) for t, m in zip(c.tokens, tokens, strict=True)):
+                    return c
+            return None
+        slack = 1.0 - self.config.sim_th
         best: _Cluster | None = None
-        best_miss = n + 1
+        best_score = 2.0
         best_params = -1
+        eq = operator.eq
         for c in clusters:
-            miss = 0
-            params = 0
-            for t, m in zip(c.tokens, tokens, strict=True):
-                if t != m:
-                    if t == WILD:
-                        params += 1
-                        miss += 1
-                        continue
-                    if exact:
-                        break
-                    miss += 1
-                    if miss > limit:
-                        break
-            else:
-                if miss > limit and not exact:
-                    continue
-                if miss < best_miss or (miss == best_miss and params > best_params):
-                    best, best_miss, best_params = c, miss, params
+            words: float = c.words
+            miss: float = words - sum(map(eq, c.word_at(tokens), c.word_vals))
+            if c.val_vals:
+                n = len(c.val_vals)
+                miss += _VALUE_WEIGHT * (n - sum(map(eq, c.val_at(tokens), c.val_vals)))
+                words += _VALUE_WEIGHT * n
+            if c.glue_vals:
+                got = c.glue_at(tokens)
+                if got != c.glue_vals:
+                    wrong = len(got) - sum(map(eq, got, c.glue_vals))
+                    miss += wrong
+                    words += wrong
+            score = miss / words if words else 0.0
+            if score > slack:
+                continue
+            if score < best_score or (score == best_score and c.wilds > best_params):
+                best, best_score, best_params = c, score, c.wilds
         return best
 
     def _create(self, tokens: list[str], gaps: list[str], bucket: str) -> _Cluster:

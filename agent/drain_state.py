@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from agent.errors import StateError
-from agent.masking import MASKING_VERSION
+from agent.masking import MASKING_VERSION, READABLE_MASKING_VERSIONS
 from agent.state import read_json_state, write_json_atomic
 
 if TYPE_CHECKING:
@@ -59,7 +59,8 @@ def restore(drain: Drain, doc: Any, where: str) -> Drain:
         raise StateError(where, f"expected a {KIND} snapshot, found kind {doc.get('kind')!r}")
     if doc.get("format_version") != FORMAT_VERSION:
         raise StateError(where, f"unsupported format_version {doc.get('format_version')!r}")
-    if doc.get("masking_version") != MASKING_VERSION:
+    masks = doc.get("masking_version")
+    if not isinstance(masks, int) or masks not in READABLE_MASKING_VERSIONS:
         raise StateError(
             where, f"made with masking version {doc.get('masking_version')!r}, this build masks with {MASKING_VERSION}"
         )

@@ -20,7 +20,11 @@ from __future__ import annotations
 
 import re
 
-MASKING_VERSION = 1
+MASKING_VERSION = 2
+READABLE_MASKING_VERSIONS = frozenset({1, 2})
+"""Snapshots made with these masks restore. Version 2 only adds `alnum` (digit-led ids such as `8f3a`,
+`2DB`), which version 1 left literal: a restored version-1 cluster holding such a token as a word simply
+stops receiving lines whose token is now masked, so ids of everything else keep their meaning."""
 
 VAR = "\x00"
 """Placeholder for a masked variable inside a token (`node-\\x00`, `\\x00:\\x00`)."""
@@ -59,6 +63,7 @@ _MASKS: tuple[tuple[str, str], ...] = (
         "size",
         r"(?<![\w.])[-+]?\d+(?:\.\d+)?(?:ns|us|µs|ms|s|sec|secs|min|m|h|hr|d|[kKMGTP]i?B|[kKMGT]|B|bytes)(?![\w])",
     ),
+    ("alnum", r"(?<![\w.-])\d+[A-Za-z][A-Za-z0-9]*(?![\w.-])"),
     ("id", r"(?<![\w.-])[A-Za-z][A-Za-z0-9]*(?:_[A-Za-z0-9]+)*_-?\d[\w-]*"),
     ("path", r"(?<![\w.])(?:[A-Za-z]:\\[^\s\"'<>(),;]+|(?:/[\w.@%+~*-]*){2,})"),
     ("number", r"(?<![A-Za-z0-9])[-+]?\d+(?:[.,]\d+)*(?![A-Za-z0-9])"),
@@ -67,7 +72,7 @@ MASK_CLASSES: tuple[str, ...] = tuple(name for name, _ in _MASKS)
 
 _BY_FIRST_CHAR: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("[A-Za-z]", ("url", "email", "uuid", "textdate", "mac", "ipv6", "host", "hex", "id", "path")),
-    (r"\d", ("email", "uuid", "date", "time", "mac", "ipv6", "ipv4", "host", "hex", "size", "number")),
+    (r"\d", ("email", "uuid", "date", "time", "mac", "ipv6", "ipv4", "host", "hex", "size", "alnum", "number")),
     (r"[/\\]", ("ipv4", "path")),
     (r"[-+._:]", ("email", "ipv6", "size", "number")),
 )
@@ -83,7 +88,9 @@ MASK_RE = re.compile(
 )
 """One capturing group around the alternation of non-capturing masks: `split` alternates literal, value."""
 
-_GLUE = r"=,;()\[\]{}\"'<>|"
+GLUE = "=,;()[]{}\"'<>|"
+"""Punctuation that glues a key to its value: each is a token of its own."""
+_GLUE = re.escape(GLUE)
 _TOKEN_RE = re.compile(rf"\s+|[{_GLUE}]|[^\s{_GLUE}]+")
 
 
