@@ -1,5 +1,7 @@
 """The seed's Transformer encoder: embedding + learned positions → encoder layers → masked mean pooling.
 
+(For next-event prediction the pooled vector is joined by the last position's state; see `pooled`.)
+
 Two objectives share the encoder:
 - `next-event` (semi-supervised, normal sessions only): the pooled history of the last h tokens predicts
   the next one; the decision is DeepLog's top-g rule with g from held-out normal data (`next_event.py`).
@@ -66,7 +68,7 @@ def build_encoder(
             self.positions = nn.Parameter(torch.randn(max_len, d_model) * 0.02)
             layer = nn.TransformerEncoderLayer(d_model, heads, ff, dropout=dropout, batch_first=True)
             self.encoder = nn.TransformerEncoder(layer, layers, enable_nested_tensor=False)
-            self.head = nn.Linear(d_model, 1 if classify else vocab_size)
+            self.head = nn.Linear(d_model if classify else 2 * d_model, 1 if classify else vocab_size)
 
         def pooled(self, tokens: torch.Tensor) -> torch.Tensor:
             pad = tokens.eq(PAD)
@@ -74,7 +76,11 @@ def build_encoder(
             x = self.encoder(x, src_key_padding_mask=pad)
             keep = (~pad).unsqueeze(-1).to(x.dtype)
             mean: torch.Tensor = (x * keep).sum(dim=1) / keep.sum(dim=1).clamp(min=1.0)
-            return mean
+            if classify:
+                return mean
+            # Next-event histories are left-padded, so the last position is the latest event. A mean alone
+            # blurs which event came last — the very thing next-event prediction hinges on.
+            return torch.cat([mean, x[:, -1]], dim=-1)
 
         def logits(self, tokens: torch.Tensor) -> torch.Tensor:
             out: torch.Tensor = self.head(self.pooled(tokens))

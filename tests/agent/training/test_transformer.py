@@ -61,7 +61,8 @@ def test_classify_objective_separates_labelled_sessions(tmp_path: Path) -> None:
     abnormal = write_sessions(tmp_path / "abnormal.txt", BROKEN * 15)
     out = tmp_path / "clf"
     assert main(["train", "--model", "transformer", "--objective", "classify", "--sessions", str(train),
-                 "--abnormal", str(abnormal), "--out", str(out), "--max-len", "16", *TINY_TRANSFORMER[2:]]) == 0
+                 "--abnormal", str(abnormal), "--out", str(out), "--max-len", "16", *TINY_TRANSFORMER[2:10],
+                 "--epochs", "30", "--batch-size", "32", "--learning-rate", "0.01"]) == 0
     model = open_window_model(load_bundle(out))
     normal, _ = session_windows(normal_sessions(100, seed=8), 1000)
     broken, _ = session_windows(BROKEN, 1000)
