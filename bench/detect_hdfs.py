@@ -101,10 +101,40 @@ def run_iforest(train: list[Window], test: list[Window], args: argparse.Namespac
     ]
 
 
+# --- deep sequence models (issue 5): trained by their own trainers, served by onnxruntime ----------------
+
+
+def _run_sequence_model(model: str, train: list[Window], test: list[Window], args: argparse.Namespace) -> Result:
+    """Train a next-event bundle on the normal training windows (g from a held-out slice of them), score test."""
+    from agent.bundle import load_bundle
+    from agent.scoring import open_window_model
+    from agent.training import TrainingData, resolve_trainer
+
+    t0 = time.perf_counter()
+    data = TrainingData(windows=train, window=WindowSpec(type="session", key_field="session"), command="bench",
+                        source="bench/detect_hdfs.py")
+    ns = argparse.Namespace(seed=args.seed)
+    out = resolve_trainer(model)(data, args.workdir / model, ns)
+    served = open_window_model(load_bundle(out))
+    scores = np.concatenate([served.score_windows(test[i : i + 1024]).score for i in range(0, len(test), 1024)])
+    g = served.threshold
+    return Result(f"{model}: next-event, top-g (g={g:g} from held-out normal)", scores, g, time.perf_counter() - t0)
+
+
+def run_deeplog(train: list[Window], test: list[Window], args: argparse.Namespace) -> list[Result]:
+    return [_run_sequence_model("deeplog", train, test, args)]
+
+
+def run_transformer(train: list[Window], test: list[Window], args: argparse.Namespace) -> list[Result]:
+    return [_run_sequence_model("transformer", train, test, args)]
+
+
 RUNNERS: list[tuple[str, Runner]] = [
     ("seen-vector", run_seen_vector),
     ("sklearn-raw", run_sklearn_raw),
     ("iforest", run_iforest),
+    ("deeplog", run_deeplog),
+    ("transformer", run_transformer),
 ]
 
 
