@@ -30,11 +30,12 @@ import json
 import operator
 import re
 from collections import OrderedDict
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from agent.drain_fit import DIGITS_AS_ZERO, Cut, Fit, FitIndex, cutter, digit_free, spans_of
 from agent.masking import GLUE, MASK_RE, VAR, WILD, tokenize
 from agent.schema import opt
 
@@ -79,16 +80,19 @@ class Match:
 
 
 class _Node:
-    __slots__ = ("children", "clusters")
+    __slots__ = ("children", "clusters", "seen")
 
     def __init__(self) -> None:
         self.children: dict[str, _Node] = {}
         self.clusters: list[_Cluster] = []
+        self.seen: list[set[str]] = []
+        """Per token position of a leaf: distinct tokens its clusters were created with (capped)."""
 
 
 class _Cluster:
     __slots__ = (
-        "alive", "bucket", "count", "display", "gaps", "glue_at", "glue_vals", "id", "key", "leaf", "template",
+        "alive", "bucket", "count", "digit_free", "display", "fit", "gaps", "glue_at", "glue_vals", "id", "key",
+        "leaf", "pieces", "template",
         "tokens", "val_at", "val_vals", "version", "wilds", "word_at", "word_vals", "words",
     )
 
@@ -103,6 +107,9 @@ class _Cluster:
         self.leaf: _Node | None = None
         self.template = self.key = self.display = ""
         self.words = self.wilds = 0
+        self.fit: Fit | None = None
+        self.pieces: tuple[str, ...] = ()
+        self.digit_free = False
         self.word_at = self.glue_at = self.val_at = _NOTHING
         self.word_vals: tuple[str, ...] = ()
         self.val_vals: tuple[str, ...] = ()
@@ -113,6 +120,8 @@ class _Cluster:
         """The group key ignores how much whitespace separates words and reads an empty bracket or quote
         pair as an empty parameter, so padding or a missing value never splits a group."""
         self.template = self.display = template
+        self.pieces = tuple(template.split("<*>"))
+        self.digit_free = digit_free(self.pieces)
         self.key = _EMPTY_PAIR.sub(lambda m: m.group()[0] + "<*>" + m.group()[1], " ".join(template.split()))
         words = [i for i, t in enumerate(self.tokens) if t not in _GLUE_TOKENS and not _ROUTE_AS_PARAM(t)]
         glue = [i for i, t in enumerate(self.tokens) if t in _GLUE_TOKENS]
@@ -149,14 +158,25 @@ class _Entry:
         self.plan = plan
 
 
+class _Key:
+    __slots__ = ("cluster", "cut", "version")
+
+    def __init__(self, cluster: _Cluster, cut: Cut) -> None:
+        self.cluster = cluster
+        self.version = cluster.version
+        self.cut = cut
+
+
 class _Stats:
     __slots__ = (
-        "cache_hits", "created", "evicted", "lines", "replaced_control", "truncated_lines", "truncated_tokens",
-        "updated",
+        "cache_hits", "created", "evicted", "fit_hits", "key_hits", "lines", "replaced_control", "truncated_lines",
+        "truncated_tokens", "updated",
     )
 
     def __init__(self) -> None:
         self.lines = 0
+        self.key_hits = 0
+        self.fit_hits = 0
         self.cache_hits = 0
         self.created = 0
         self.updated = 0
@@ -175,8 +195,10 @@ _ROUTE_AS_WILD = re.compile(r"[\d\x00\x01]").search
 _ROUTE_AS_PARAM = re.compile(r"[\x00\x01]").search
 _GLUE_TOKENS = frozenset(GLUE)
 _VALUE_WEIGHT = 0.5
+_VARIED = 6
 _WILD_KEY = WILD
 _GAP_SEP = "\x02"
+_NONE = ChangeType.NONE
 
 
 def render(tokens: list[str], gaps: list[str], message: list[str] | None = None) -> tuple[str, Plan | None]:
@@ -269,12 +291,16 @@ class Drain:
         self._lru: OrderedDict[int, _Cluster] = OrderedDict()
         self._owners: dict[str, _Cluster] = {}
         self._cache: dict[str, _Entry] = {}
+        self._keys: dict[bytes, _Key] = {}
+        self._fits = FitIndex()
         self._next_id = 1
+        self._cap = config.max_message_chars
         self.counters = _Stats()
 
     # ---------------------------------------------------------------------------------------- hot path
 
     def _prepare(self, message: str) -> tuple[str, list[str]]:
+        """The masked shape and the values cut out of it."""
         st = self.counters
         if VAR in message or WILD in message:
             message = message.replace(VAR, "\ufffd").replace(WILD, "\ufffd")
@@ -295,40 +321,80 @@ class Drain:
         """Learn from one message and return its group, final-for-now template and parameters."""
         st = self.counters
         st.lines += 1
-        shape, values = self._prepare(message)
-        entry = self._cache.get(shape)
-        if entry is not None:
-            c = entry.cluster
-            if c.version == entry.version:
-                st.cache_hits += 1
+        key = None
+        if len(message) <= self._cap:
+            key = message.encode("utf-8", "surrogatepass").translate(DIGITS_AS_ZERO)
+            hit = self._keys.get(key)
+            if hit is not None:
+                c = hit.cluster
+                if c.version == hit.version:
+                    st.key_hits += 1
+                    c.count += 1
+                    self._lru.move_to_end(c.id)
+                    owner = self._owners.get(c.key) or self._claim(c)
+                    return Match(owner.id, c.template, hit.cut(message), _NONE, c.id)
+            found = self._fits.find(message)
+            if found is not None:
+                c = found[0].cluster
+                m = found[1]
+                st.fit_hits += 1
                 c.count += 1
                 self._lru.move_to_end(c.id)
-                owner = self._owners.get(c.key)
-                if owner is None:
-                    owner = self._owners[c.key] = c
-                plan = entry.plan
-                return Match(owner.id, c.template, tuple(values) if plan is None else _fill(plan, values),
-                             ChangeType.NONE, c.id)
-        tokens, gaps, truncated = tokenize(shape, self.config.max_tokens)
-        if truncated:
-            st.truncated_tokens += 1
-        bucket = _GAP_SEP.join(gaps)
-        found = self._best(bucket, tokens, exact=False)
-        if found is None:
-            c = self._create(tokens, gaps, bucket)
-            change = ChangeType.CREATED
+                if c.digit_free:
+                    self._remember_key(key, c, m.regs[1:])
+                owner = self._owners.get(c.key) or self._claim(c)
+                return Match(owner.id, c.template, m.groups(), _NONE, c.id)
+        replaced = st.replaced_control
+        shape, values = self._prepare(message)
+        entry = self._cache.get(shape)
+        if entry is not None and entry.cluster.version == entry.version:
+            c = entry.cluster
+            st.cache_hits += 1
+            plan = entry.plan
+            change = _NONE
         else:
-            c = found
-            change = self._merge(c, tokens)
+            tokens, gaps, truncated = tokenize(shape, self.config.max_tokens)
+            if truncated:
+                st.truncated_tokens += 1
+            bucket = _GAP_SEP.join(gaps)
+            found_c = self._best(bucket, tokens, exact=False)
+            if found_c is None:
+                c = self._create(tokens, gaps, bucket)
+                change = ChangeType.CREATED
+            else:
+                c = found_c
+                change = self._merge(c, tokens)
+            _text, plan = render(c.tokens, c.gaps, tokens)
+            self._remember(shape, c, plan)
         c.count += 1
         self._lru.move_to_end(c.id)
-        _text, plan = render(c.tokens, c.gaps, tokens)
-        self._remember(shape, c, plan)
+        params = tuple(values) if plan is None else _fill(plan, values)
+        if key is not None and c.digit_free and replaced == st.replaced_control:
+            self._remember_key(key, c, spans_of(c.pieces, params))
+        if c.fit is None and c.count >= 2 and key is not None:
+            c.fit = self._fits.add(c)
         owner = self._claim(c)
-        return Match(owner.id, c.template, tuple(values) if plan is None else _fill(plan, values), change, c.id)
+        return Match(owner.id, c.template, params, change, c.id)
+
+    def _remember_key(self, key: bytes, c: _Cluster, spans: Sequence[tuple[int, int]]) -> None:
+        size = self.config.cache_size
+        if size == 0:
+            return
+        if len(self._keys) >= size:
+            self._keys.clear()
+        self._keys[key] = _Key(c, cutter(spans))
 
     def match(self, message: str) -> Match | None:
         """The group a message belongs to without learning: the tree, counts and recency stay unchanged."""
+        if len(message) <= self._cap:
+            hit = self._keys.get(message.encode("utf-8", "surrogatepass").translate(DIGITS_AS_ZERO))
+            if hit is not None and hit.cluster.version == hit.version:
+                k = hit.cluster
+                return Match(self._owners.get(k.key, k).id, k.template, hit.cut(message), _NONE, k.id)
+            fitted = self._fits.find(message)
+            if fitted is not None:
+                f = fitted[0].cluster
+                return Match(self._owners.get(f.key, f).id, f.template, fitted[1].groups(), _NONE, f.id)
         shape, values = self._prepare(message)
         entry = self._cache.get(shape)
         c: _Cluster
@@ -389,6 +455,8 @@ class Drain:
         best: _Cluster | None = None
         best_score = 2.0
         best_params = -1
+        near: _Cluster | None = None
+        near_score = 2.0
         eq = operator.eq
         for c in clusters:
             words: float = c.words
@@ -405,10 +473,32 @@ class Drain:
                     words += wrong
             score = miss / words if words else 0.0
             if score > slack:
+                if score < near_score:
+                    near, near_score = c, score
                 continue
             if score < best_score or (score == best_score and c.wilds > best_params):
                 best, best_score, best_params = c, score, c.wilds
+        if best is None and near is not None and self._differs_only_where_varied(near, tokens):
+            return near
         return best
+
+    @staticmethod
+    def _differs_only_where_varied(c: _Cluster, tokens: list[str]) -> bool:
+        """True when every word of `c` that differs from the message sits at a position where the leaf's
+        clusters already began with many different words: there the leaf has shown it is a parameter
+        (user names, host names, words of a date), so the message joins instead of opening yet another
+        near-copy. Drain alone would need a low threshold for that, which merges real templates too."""
+        leaf = c.leaf
+        if leaf is None or len(leaf.clusters) < _VARIED:
+            return False
+        seen = leaf.seen
+        differ = 0
+        for i, (t, m) in enumerate(zip(c.tokens, tokens, strict=True)):
+            if t != m and t != WILD:
+                if len(seen[i]) < _VARIED:
+                    return False
+                differ += 1
+        return differ * 2 <= c.words
 
     def _create(self, tokens: list[str], gaps: list[str], bucket: str) -> _Cluster:
         if len(self._lru) >= self.config.max_clusters:
@@ -439,6 +529,11 @@ class Drain:
             node = child
         node.clusters.append(c)
         c.leaf = node
+        if not node.seen:
+            node.seen = [set() for _ in c.tokens]
+        for seen, tok in zip(node.seen, c.tokens, strict=True):
+            if len(seen) < _VARIED:
+                seen.add(tok)
         self._lru[c.id] = c
 
     def _merge(self, c: _Cluster, tokens: list[str]) -> ChangeType:
@@ -452,6 +547,9 @@ class Drain:
             del self._owners[c.key]
         c.tokens = new
         c.version += 1
+        if c.fit is not None:
+            self._fits.remove(c.fit)
+            c.fit = None
         c.set_template(render(new, c.gaps)[0])
         self.counters.updated += 1
         return ChangeType.UPDATED
@@ -476,6 +574,9 @@ class Drain:
         _cid, c = self._lru.popitem(last=False)
         c.alive = False
         c.version = -1
+        if c.fit is not None:
+            self._fits.remove(c.fit)
+            c.fit = None
         if c.leaf is not None:
             c.leaf.clusters.remove(c)
         members = self._buckets[c.bucket]
@@ -533,6 +634,10 @@ class Drain:
             "templates": float(len({c.template for c in self._lru.values()})),
             "lines": float(st.lines),
             "cache_hits": float(st.cache_hits),
+            "key_hits": float(st.key_hits),
+            "fit_hits": float(st.fit_hits),
+            "fits": float(self._fits.size),
+            "key_cache_size": float(len(self._keys)),
             "cache_size": float(len(self._cache)),
             "created": float(st.created),
             "updated": float(st.updated),
