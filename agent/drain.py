@@ -291,7 +291,8 @@ class Drain:
         self._lru: OrderedDict[int, _Cluster] = OrderedDict()
         self._owners: dict[str, _Cluster] = {}
         self._cache: dict[str, _Entry] = {}
-        self._keys: dict[bytes, _Key] = {}
+        self._keys: dict[bytes, _Key | Fit] = {}
+        self._key_room = config.cache_size
         self._fits = FitIndex()
         self._next_id = 1
         self._cap = config.max_message_chars
@@ -325,25 +326,32 @@ class Drain:
         if len(message) <= self._cap:
             key = message.encode("utf-8", "surrogatepass").translate(DIGITS_AS_ZERO)
             hit = self._keys.get(key)
-            if hit is not None:
+            if hit is not None and hit.cluster.version == hit.version:
                 c = hit.cluster
-                if c.version == hit.version:
+                if hit.__class__ is Fit:
+                    m = hit.regex.fullmatch(message)
+                    params = m.groups() if m is not None else None
+                else:
+                    params = hit.cut(message)  # type: ignore[union-attr]
+                if params is not None:
                     st.key_hits += 1
                     c.count += 1
                     self._lru.move_to_end(c.id)
                     owner = self._owners.get(c.key) or self._claim(c)
-                    return Match(owner.id, c.template, hit.cut(message), _NONE, c.id)
+                    return Match(owner.id, c.template, params, _NONE, c.id)
             found = self._fits.find(message)
             if found is not None:
-                c = found[0].cluster
-                m = found[1]
+                fit = found[0]
+                c = fit.cluster
                 st.fit_hits += 1
                 c.count += 1
                 self._lru.move_to_end(c.id)
                 if c.digit_free:
-                    self._remember_key(key, c, m.regs[1:])
+                    if len(self._keys) >= self._key_room:
+                        self._keys.clear()
+                    self._keys[key] = fit  # nothing kept per line but the key's bytes
                 owner = self._owners.get(c.key) or self._claim(c)
-                return Match(owner.id, c.template, m.groups(), _NONE, c.id)
+                return Match(owner.id, c.template, found[1].groups(), _NONE, c.id)
         replaced = st.replaced_control
         shape, values = self._prepare(message)
         entry = self._cache.get(shape)
@@ -377,18 +385,17 @@ class Drain:
         return Match(owner.id, c.template, params, change, c.id)
 
     def _remember_key(self, key: bytes, c: _Cluster, spans: Sequence[tuple[int, int]]) -> None:
-        size = self.config.cache_size
-        if size == 0:
-            return
-        if len(self._keys) >= size:
-            self._keys.clear()
-        self._keys[key] = _Key(c, cutter(spans))
+        if len(self._keys) >= self._key_room:
+            self._keys.clear()  # a full cache starts over: the fits still answer meanwhile
+            if self._key_room == 0:
+                return
+        self._keys[key] = c.fit if c.fit is not None and c.fit.version == c.version else _Key(c, cutter(spans))
 
     def match(self, message: str) -> Match | None:
         """The group a message belongs to without learning: the tree, counts and recency stay unchanged."""
         if len(message) <= self._cap:
             hit = self._keys.get(message.encode("utf-8", "surrogatepass").translate(DIGITS_AS_ZERO))
-            if hit is not None and hit.cluster.version == hit.version:
+            if hit is not None and hit.cluster.version == hit.version and hit.__class__ is _Key:
                 k = hit.cluster
                 return Match(self._owners.get(k.key, k).id, k.template, hit.cut(message), _NONE, k.id)
             fitted = self._fits.find(message)
@@ -498,7 +505,7 @@ class Drain:
                 if len(seen[i]) < _VARIED:
                     return False
                 differ += 1
-        return differ * 2 <= c.words
+        return differ * 2 <= c.words + len(c.val_vals)
 
     def _create(self, tokens: list[str], gaps: list[str], bucket: str) -> _Cluster:
         if len(self._lru) >= self.config.max_clusters:
