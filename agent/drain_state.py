@@ -88,7 +88,7 @@ def restore(drain: Drain, doc: Any, where: str) -> Drain:
             raise StateError(where, f"clusters[{i}].count must be a non-negative integer")
         seen.add(cid)
         c = _Cluster(cid, list(tokens), list(gaps), "\x02".join(gaps))
-        c.count = count
+        c.count = c.queued = count
         drain._place(c)
         drain._claim(c)
     drain._next_id = next_id

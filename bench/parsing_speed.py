@@ -21,13 +21,22 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections import Counter, defaultdict
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "loghub_2k"
 SETS = ("Apache", "BGL", "HDFS", "HPC", "Hadoop", "Linux", "OpenSSH", "Proxifier", "Spark", "Zookeeper")
+BATCH = 512
+"""Lines per `add_many` call (the daemon's parse stage hands the tree a read batch)."""
+LABELS = {
+    "drain3": "Drain3 0.9.11 (anchor)",
+    "logwarden": f"logwarden add_many ({BATCH}/batch)",
+    "logwarden-add": "logwarden add (per line)",
+}
 DRAIN3_EXAMPLE_MASKS = (
     (r"((?<=[^A-Za-z0-9])|^)(([0-9a-f]{2,}:){3,}([0-9a-f]{2,}))((?=[^A-Za-z0-9])|$)", "ID"),
     (r"((?<=[^A-Za-z0-9])|^)(\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3})((?=[^A-Za-z0-9])|$)", "IP"),
@@ -53,10 +62,11 @@ def _redraw(text: str, rng: random.Random) -> str:
     return "".join(out)
 
 
-def make_lines(data: Path, total: int, seed: int) -> list[str]:
-    """Each message with the spans of its template's `<*>` slots, then `total` re-drawn copies."""
+def make_lines(data: Path, total: int, seed: int) -> tuple[list[str], list[str]]:
+    """Each message with the spans of its template's `<*>` slots, then `total` re-drawn copies, and the
+    ground-truth template (set-qualified) of each copy, for the mix's grouping accuracy."""
     rng = random.Random(seed)
-    pool: list[tuple[str, list[tuple[int, int]]]] = []
+    pool: list[tuple[str, list[tuple[int, int]], str]] = []
     for name in SETS:
         with (data / name / f"{name}_2k.log_structured.csv").open(newline="", encoding="utf-8") as fh:
             for row in csv.DictReader(fh):
@@ -64,10 +74,12 @@ def make_lines(data: Path, total: int, seed: int) -> list[str]:
                 pattern = "(.*?)".join(re.escape(p) for p in template.split("<*>"))
                 m = re.fullmatch(pattern, content, re.DOTALL)
                 spans = [m.span(i) for i in range(1, (m.lastindex or 0) + 1)] if m else []
-                pool.append((content, spans))
+                pool.append((content, spans, f"{name}|{template}"))
     lines = []
+    truth = []
     for i in range(total):
-        content, spans = pool[i % len(pool)]
+        content, spans, template = pool[i % len(pool)]
+        truth.append(template)
         pieces, pos = [], 0
         for a, b in spans:
             pieces.append(content[pos:a])
@@ -75,21 +87,44 @@ def make_lines(data: Path, total: int, seed: int) -> list[str]:
             pos = b
         pieces.append(content[pos:])
         lines.append("".join(pieces))
-    return lines
+    return lines, truth
+
+
+def grouping_accuracy(pred: list[int], truth: list[str]) -> float:
+    """GA as bench/parsing_accuracy.py computes it (shared/docs/benchmarks.md §1)."""
+    truth_size = Counter(truth)
+    members: dict[int, list[int]] = defaultdict(list)
+    for i, p in enumerate(pred):
+        members[p].append(i)
+    correct = 0
+    for idx in members.values():
+        ids = {truth[i] for i in idx}
+        if len(ids) == 1 and truth_size[next(iter(ids))] == len(idx):
+            correct += len(idx)
+    return correct / len(truth)
 
 
 def worker(engine: str, path: str) -> None:
     lines = Path(path).read_text(encoding="utf-8").split("\n")
-    if engine == "logwarden":
+    members: list[int] = []
+    if engine in ("logwarden", "logwarden-add"):
         from agent.drain import Drain
 
         drain = Drain()
-        add = drain.add
-        start = time.perf_counter()
-        for line in lines:
-            add(line)
-        elapsed = time.perf_counter() - start
+        if engine == "logwarden":  # batches, as the parse stage feeds the tree
+            add_many = drain.add_many
+            start = time.perf_counter()
+            for i in range(0, len(lines), BATCH):
+                members += [m.member_id for m in add_many(lines[i:i + BATCH])]
+            elapsed = time.perf_counter() - start
+        else:  # one call per line, as Drain3 is driven
+            add = drain.add
+            start = time.perf_counter()
+            for line in lines:
+                members.append(add(line).member_id)
+            elapsed = time.perf_counter() - start
         templates = sum(1 for _ in drain.clusters())
+        groups = [drain.resolve(m) for m in members]
     else:
         from drain3 import TemplateMiner
         from drain3.masking import MaskingInstruction
@@ -103,11 +138,13 @@ def worker(engine: str, path: str) -> None:
         add3 = miner.add_log_message
         start = time.perf_counter()
         for line in lines:
-            add3(line)
+            members.append(add3(line)["cluster_id"])
         elapsed = time.perf_counter() - start
         templates = len(miner.drain.clusters)
+        groups = members
     rss_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(json.dumps({"lines": len(lines), "seconds": elapsed, "templates": templates, "rss_mib": rss_mib}))
+    print(json.dumps({"lines": len(lines), "seconds": elapsed, "templates": templates, "rss_mib": rss_mib,
+                      "groups": groups}))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -121,8 +158,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.worker:
         worker(*args.worker)
         return 0
-    lines = make_lines(args.data, args.lines, args.seed)
-    results: dict[str, list[dict[str, float]]] = {"drain3": [], "logwarden": []}
+    lines, truth = make_lines(args.data, args.lines, args.seed)
+    results: dict[str, list[dict[str, Any]]] = {"drain3": [], "logwarden": [], "logwarden-add": []}
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "lines.txt"
         path.write_text("\n".join(lines), encoding="utf-8")
@@ -132,13 +169,15 @@ def main(argv: list[str] | None = None) -> int:
                                      check=True, capture_output=True, text=True).stdout
                 results[engine].append(json.loads(out))
     print(f"{len(lines)} lines ({args.runs} run(s), median), parameters re-drawn per character class")
-    print(f"{'parser':<22} {'lines/s':>10} {'templates':>10} {'peak RSS MiB':>13}")
+    print(f"{'parser':<30} {'lines/s':>10} {'ratio':>6} {'templates':>10} {'mix GA':>7} {'peak RSS MiB':>13}")
     speed = {}
     for engine, runs in results.items():
         rates = sorted(r["lines"] / r["seconds"] for r in runs)
         speed[engine] = rates[len(rates) // 2]
-        label = "Drain3 0.9.11 (anchor)" if engine == "drain3" else "logwarden Drain"
-        print(f"{label:<22} {speed[engine]:10.0f} {int(runs[-1]['templates']):10d} {runs[-1]['rss_mib']:13.1f}")
+    for engine, runs in results.items():
+        ga = grouping_accuracy(runs[-1]["groups"], truth)
+        print(f"{LABELS[engine]:<30} {speed[engine]:10.0f} {speed[engine] / speed['drain3']:5.1f}x"
+              f" {int(runs[-1]['templates']):10d} {ga:7.3f} {runs[-1]['rss_mib']:13.1f}")
     print(f"ratio logwarden / Drain3: {speed['logwarden'] / speed['drain3']:.1f}x")
     return 0
 
