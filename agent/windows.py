@@ -9,6 +9,10 @@ they reach `max_length` events; a longer session is split into several windows w
 window grows without bound. Memory is bounded too: at most `max_open` sessions are held, the least
 recently active one is closed first.
 
+Sliding windows are built from panes (tumbling slices of the largest length that divides both size and
+step): a record costs one append to one pane instead of one to each of the size/step windows overlapping
+it, and each window is concatenated from its panes once, when it closes. `add_many` feeds a batch.
+
 `now` and record times must be on the same clock: the header's time when the parser found one, else the
 time the line was read (`Record.event_time`).
 """
@@ -18,7 +22,9 @@ from __future__ import annotations
 import math
 import re
 from collections import OrderedDict
+from collections.abc import Iterable
 from dataclasses import dataclass
+from fractions import Fraction
 from typing import Any, Literal
 
 from agent.schema import Duration, opt
@@ -157,6 +163,33 @@ class _Open:
     last_time: float = 0.0
 
 
+class _Pane:
+    """Records of one tumbling slice `[i*pane, (i+1)*pane)`; a sliding window is the concatenation of its panes.
+
+    A record is added to exactly one pane instead of to each of the `size / step` windows overlapping it,
+    and a window is assembled once, when it closes, by list concatenation in C."""
+
+    __slots__ = ("events", "levels", "samples", "sources", "templates", "times")
+
+    def __init__(self) -> None:
+        self.events: list[int] = []
+        self.times: list[float] = []
+        self.levels: list[str] = []
+        self.samples: dict[int, list[str]] = {}
+        self.templates: dict[int, str] = {}
+        self.sources: set[str] = set()
+
+
+def _pane_grid(length: float, step: float) -> tuple[float, int, int]:
+    """(pane length, panes per step, panes per window): the largest pane that tiles both (µs resolution)."""
+    fl = Fraction(length).limit_denominator(1_000_000)
+    fs = Fraction(step).limit_denominator(1_000_000)
+    g = Fraction(math.gcd(fl.numerator * fs.denominator, fs.numerator * fl.denominator), fl.denominator * fs.denominator)
+    if g <= 0:
+        return step, 1, max(1, round(length / step))
+    return float(g), int(fs / g), int(fl / g)
+
+
 class Windower:
     """Turns a stream of records into closed windows; one instance per detector and stream."""
 
@@ -168,8 +201,15 @@ class Windower:
         self._count_open: Window | None = None
         self._count_seq = 0
         self._sessions: OrderedDict[str, _Open] = OrderedDict()
-        self._sliding: dict[int, Window] = {}
+        self._step = spec.step_s
+        self._length = spec.length_s
+        self._pane_s, self._m, self._k = _pane_grid(self._length, self._step) if spec.type == "sliding" else (1.0, 1, 1)
+        self._panes: dict[int, _Pane] = {}
         self._next_start: int | None = None  # index (start / step) of the oldest window not yet emitted
+        self._pane_floor = 0
+        """First pane of window `_next_start`: a record in an earlier pane belongs to no open window."""
+        self._due_at = math.inf
+        """Event time from which window `_next_start` may be due (checked exactly by `_close_sliding`)."""
         self._watermark = -math.inf
         self._lead_until = -math.inf
 
@@ -179,12 +219,21 @@ class Windower:
     # -- public API -------------------------------------------------------------------------------
 
     def add(self, record: Record) -> list[Window]:
+        if self.spec.type == "sliding":
+            return self.add_many((record,))
         self.stats.records += 1
         if self.spec.type == "count":
             return self._add_count(record)
-        if self.spec.type == "sliding":
-            return self._add_sliding(record)
         return self._add_session(record)
+
+    def add_many(self, records: Iterable[Record]) -> list[Window]:
+        """`add` for each record, in order; the windows they closed, in order."""
+        if self.spec.type != "sliding":
+            out: list[Window] = []
+            for r in records:
+                out.extend(self.add(r))
+            return out
+        return self._add_sliding(records)
 
     def tick(self, now: float) -> list[Window]:
         """Close the windows whose time is up at `now` (on the records' clock)."""
@@ -202,10 +251,10 @@ class Windower:
                 out.append(self._count_open)
             self._count_open = None
         elif self.spec.type == "sliding":
-            for idx in sorted(self._sliding):
-                out.append(self._sliding[idx])
-            self._sliding.clear()
-            self._next_start = None
+            if self._next_start is not None:
+                out = [self._assemble(idx) for idx in self._windows_with_records(self._next_start, None)]
+            self._panes.clear()
+            self._set_next_start(None)
         else:
             out = [o.window for o in self._sessions.values()]
             self._sessions.clear()
@@ -253,41 +302,116 @@ class Windower:
         return []
 
     # -- sliding windows ----------------------------------------------------------------------------
+    #
+    # Window i covers [i*step, i*step + size) = panes i*m .. i*m + k - 1 (m panes per step, k per window).
 
-    def _add_sliding(self, record: Record) -> list[Window]:
-        t = record.event_time
-        step, length = self.spec.step_s, self.spec.length_s
-        out = self._close_sliding(t) if t > self._watermark else []
-        self._watermark = max(self._watermark, t)
-        # Windows [k*step, k*step + length) that contain t.
-        last = math.floor(t / step)
-        first = math.floor((t - length) / step) + 1
-        if self._next_start is None:
-            # Windows that began before the stream did would be scored on a fraction of their span and look
-            # anomalously quiet; the first one emitted is the first that starts at or after this record.
-            self._next_start = math.ceil(t / step)
-            self._lead_until = self._next_start * step
-        if last < self._next_start:
-            if t < self._lead_until:
-                self.stats.leading_records += 1
-            else:
-                self.stats.late_records += 1
-            return out
-        for idx in range(max(first, self._next_start), last + 1):
-            window = self._sliding.get(idx)
-            if window is None:
-                start = idx * step
-                window = self._new_window(_fmt_start(start), start, start + length)
-                self._sliding[idx] = window
-            self._append(window, record, t)
-            # _append widens start/end to event times; a time window keeps its nominal bounds.
-            window.start, window.end = idx * step, idx * step + length
+    def _set_next_start(self, idx: int | None) -> None:
+        self._next_start = idx
+        if idx is None:
+            self._pane_floor, self._due_at = 0, math.inf
+        else:
+            self._pane_floor = idx * self._m
+            # A little early on purpose: the exact test (floor division, as the windows are defined) decides.
+            self._due_at = idx * self._step + self._length - 1e-6 * self._step
+
+    def _add_sliding(self, records: Iterable[Record]) -> list[Window]:
+        out: list[Window] = []
+        stats = self.stats
+        panes = self._panes
+        pane_s = self._pane_s
+        max_samples = self.spec.max_samples
+        floor = math.floor
+        n = 0
+        for record in records:
+            n += 1
+            t = record.time
+            if t is None:
+                t = record.read_time
+            if t >= self._due_at:
+                out.extend(self._close_sliding(t))
+            if t > self._watermark:
+                self._watermark = t
+            p = floor(t / pane_s)
+            if self._next_start is None:
+                # Windows that began before the stream did would be scored on a fraction of their span and
+                # look anomalously quiet; the first one emitted is the first that starts at or after this record.
+                first = math.ceil(t / self._step)
+                self._set_next_start(first)
+                self._lead_until = first * self._step
+            if p < self._pane_floor:
+                if t < self._lead_until:
+                    stats.leading_records += 1
+                else:
+                    stats.late_records += 1
+                continue
+            pane = panes.get(p)
+            if pane is None:
+                pane = panes[p] = _Pane()
+            tid = record.template_id
+            pane.events.append(tid)
+            pane.times.append(t)
+            pane.levels.append(record.level or "")
+            if record.source:
+                pane.sources.add(record.source)
+            samples = pane.samples.get(tid)
+            if samples is None:
+                pane.samples[tid] = [record.raw] if max_samples else []
+                if record.template:
+                    pane.templates[tid] = record.template
+            elif len(samples) < max_samples:
+                samples.append(record.raw)
+        stats.records += n
         return out
+
+    def _assemble(self, idx: int) -> Window:
+        """Window `idx` from its panes (which stay: the next windows share them)."""
+        start = idx * self._step
+        window = self._new_window(_fmt_start(start), start, start + self._length)
+        first = idx * self._m
+        parts = [p for p in map(self._panes.get, range(first, first + self._k)) if p is not None]
+        if not parts:
+            return window
+        if len(parts) == 1 and self._k == 1:  # tumbling: the pane is this window's alone
+            only = parts[0]
+            window.events, window.times, window.levels = only.events, only.times, only.levels
+            window.templates, window.sources = only.templates, only.sources
+            window.samples = only.samples if self.spec.max_samples else {}
+            return window
+        events, times, levels = window.events, window.times, window.levels
+        sources = window.sources
+        templates = window.templates
+        samples = window.samples
+        max_samples = self.spec.max_samples
+        for pane in parts:
+            events += pane.events
+            times += pane.times
+            levels += pane.levels
+            sources |= pane.sources
+            for tid, text in pane.templates.items():
+                templates.setdefault(tid, text)
+            if max_samples:
+                for tid, lines in pane.samples.items():
+                    have = samples.get(tid)
+                    if have is None:
+                        samples[tid] = lines[:max_samples]
+                    elif len(have) < max_samples:
+                        have += lines[: max_samples - len(have)]
+        return window
+
+    def _windows_with_records(self, lo: int, hi: int | None) -> list[int]:
+        """Indices in [lo, hi) (or [lo, ∞)) of the windows that hold at least one pane, ascending."""
+        m, k = self._m, self._k
+        found: set[int] = set()
+        for p in self._panes:
+            first = max(lo, -((k - 1 - p) // m))  # ceil((p - k + 1) / m)
+            last = p // m if hi is None else min(p // m, hi - 1)
+            found.update(range(first, last + 1))
+        return sorted(found)
 
     def _close_sliding(self, now: float) -> list[Window]:
         if self._next_start is None:
             return []
-        step, length = self.spec.step_s, self.spec.length_s
+        step, length = self._step, self._length
         # Every window whose end is <= now is due, empty or not.
         due_last = math.floor((now - length) / step)
         if due_last < self._next_start:
@@ -295,18 +419,19 @@ class Windower:
         out: list[Window] = []
         if due_last - self._next_start + 1 > _MAX_EMPTY_PER_GAP:
             keep_from = due_last - _MAX_EMPTY_PER_GAP + 1
-            for idx in sorted(i for i in self._sliding if i < keep_from):
-                out.append(self._sliding.pop(idx))
+            out = [self._assemble(idx) for idx in self._windows_with_records(self._next_start, keep_from)]
             self.stats.skipped_empty_windows += keep_from - self._next_start - len(out)
+            self._drop_panes_before(keep_from * self._m)
             self._next_start = keep_from
         for idx in range(self._next_start, due_last + 1):
-            window = self._sliding.pop(idx, None)
-            if window is None:
-                start = idx * step
-                window = self._new_window(_fmt_start(start), start, start + length)
-            out.append(window)
-        self._next_start = due_last + 1
+            out.append(self._assemble(idx))
+        self._drop_panes_before((due_last + 1) * self._m)
+        self._set_next_start(due_last + 1)
         return self._emitted(out)
+
+    def _drop_panes_before(self, pane: int) -> None:
+        for p in [p for p in self._panes if p < pane]:
+            del self._panes[p]
 
     # -- session windows ----------------------------------------------------------------------------
 

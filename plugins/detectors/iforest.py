@@ -251,11 +251,11 @@ class IForestDetector:
 
     def observe(self, records: Sequence[Record]) -> list[Score]:
         closed: list[Window] = []
-        for record in records:
-            w = self._windowers.get(record.tag)
+        for tag, run in _runs_by_tag(records):
+            w = self._windowers.get(tag)
             if w is None:
-                w = self._windowers[record.tag] = Windower(self.spec, record.tag)
-            closed.extend(w.add(record))
+                w = self._windowers[tag] = Windower(self.spec, tag)
+            closed.extend(w.add_many(run))
         return self._handle(closed)
 
     def tick(self, now: float) -> list[Score]:
@@ -327,6 +327,21 @@ class IForestDetector:
                 self._recent.append(window_to_dict(w))
             out.append(score)
         return out
+
+
+def _runs_by_tag(records: Sequence[Record]) -> list[tuple[str, Sequence[Record]]]:
+    """Consecutive records of one tag, in order (a batch comes from one input, so usually one run)."""
+    if not records:
+        return []
+    tag = records[0].tag
+    if all(r.tag == tag for r in records):
+        return [(tag, records)]
+    runs: list[tuple[str, list[Record]]] = []
+    for r in records:
+        if not runs or runs[-1][0] != r.tag:
+            runs.append((r.tag, []))
+        runs[-1][1].append(r)
+    return list(runs)
 
 
 def _seq_of(name: str) -> int:

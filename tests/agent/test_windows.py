@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from agent.schema import Builder, Duration
-from agent.types import Record
+from agent.types import Record, Window
 from agent.windows import Windower, WindowSpec, window_from_dict, window_to_dict
 
 
@@ -126,3 +130,94 @@ def test_window_dict_round_trip() -> None:
     (win,) = w.add(rec(2.0, 6))
     back = window_from_dict(window_to_dict(win))
     assert (back.events, back.times, back.levels, back.start, back.end) == ([5, 6], [1.0, 2.0], ["WARN", "INFO"], 1.0, 2.0)
+
+
+class _Reference:
+    """Sliding windows by their definition: every record appended to each open window that spans it."""
+
+    def __init__(self, size: float, step: float) -> None:
+        self.size, self.step = size, step
+        self.open: dict[int, list[tuple[float, int, str]]] = {}
+        self.next: int | None = None
+        self.lead_until = -math.inf
+        self.watermark = -math.inf
+        self.leading = self.late = 0
+
+    def close(self, now: float) -> list[tuple[float, list[tuple[float, int, str]]]]:
+        if self.next is None:
+            return []
+        due = math.floor((now - self.size) / self.step)
+        out = [(i * self.step, self.open.pop(i, [])) for i in range(self.next, due + 1)]
+        self.next = max(self.next, due + 1)
+        return out
+
+    def add(self, t: float, tid: int, raw: str) -> list[tuple[float, list[tuple[float, int, str]]]]:
+        out = self.close(t) if t > self.watermark else []
+        self.watermark = max(self.watermark, t)
+        if self.next is None:
+            self.next = math.ceil(t / self.step)
+            self.lead_until = self.next * self.step
+        last, first = math.floor(t / self.step), math.floor((t - self.size) / self.step) + 1
+        if last < self.next:
+            if t < self.lead_until:
+                self.leading += 1
+            else:
+                self.late += 1
+        for i in range(max(first, self.next), last + 1):
+            self.open.setdefault(i, []).append((t, tid, raw))
+        return out
+
+    def flush(self) -> list[tuple[float, list[tuple[float, int, str]]]]:
+        return [(i * self.step, self.open.pop(i)) for i in sorted(self.open)]
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    st.sampled_from([(60.0, 10.0), (10.0, 10.0), (25.0, 10.0), (1.0, 0.25), (0.75, 0.5)]),
+    st.lists(st.tuples(st.floats(-3.0, 8.0), st.integers(0, 4), st.booleans()), max_size=60),
+)
+def test_sliding_windows_hold_exactly_the_records_of_their_span(
+    shape: tuple[float, float], steps: list[tuple[float, int, bool]]
+) -> None:
+    size, step = shape
+    spec = WindowSpec(type="sliding", size=Duration(size), step=Duration(step), max_samples=2)
+    w, ref = Windower(spec, "s"), _Reference(size, step)
+    got: list[Window] = []
+    want: list[tuple[float, list[tuple[float, int, str]]]] = []
+    t = 1000.0
+    monotone = True
+    for n, (dt, tid, tick) in enumerate(steps):
+        t_rec = t + dt * step / 4
+        monotone &= dt >= 0
+        t = max(t, t_rec)
+        if tick:
+            got += w.tick(t)
+            want += ref.close(t)
+        got += w.add(rec(t_rec, tid, raw=f"r{n}"))
+        want += ref.add(t_rec, tid, f"r{n}")
+    got += w.flush()
+    want += ref.flush()
+    assert [(x.start, x.end) for x in got] == [(s, s + size) for s, _ in want]
+    for window, (_start, members) in zip(got, want, strict=True):
+        assert sorted(zip(window.times, window.events, window.levels, strict=True)) == sorted(
+            (mt, mtid, "INFO") for mt, mtid, _raw in members)
+        assert window.templates == {mtid: f"tpl {mtid}" for _t, mtid, _r in members}
+        if monotone:
+            assert window.events == [mtid for _t, mtid, _r in members]
+            samples: dict[int, list[str]] = {}
+            for _t, mtid, raw in members:
+                if len(samples.setdefault(mtid, [])) < 2:
+                    samples[mtid].append(raw)
+            assert window.samples == samples
+    assert (w.stats.leading_records, w.stats.late_records) == (ref.leading, ref.late)
+    assert w.stats.records == len(steps)
+
+
+def test_sliding_window_after_a_long_silence_skips_empties_but_keeps_records() -> None:
+    w = Windower(WindowSpec(type="sliding", size=Duration(20.0), step=Duration(10.0)), "s")
+    w.add(rec(0.0, 1))
+    w.add(rec(15.0, 2))
+    out = w.tick(10.0 * 20_000)
+    # Windows 0..19998 are due: the two holding records, then the last 10 000 (empty) ones; the rest skipped.
+    assert [(x.start, x.events) for x in out[:2]] == [(0.0, [1, 2]), (10.0, [2])]
+    assert (len(out), w.stats.skipped_empty_windows, out[-1].start) == (10_002, 9_997, 199_980.0)
