@@ -366,7 +366,7 @@ def main() -> int:
     ap.add_argument("--lines", type=int, default=1_000_000, help="Lines written in total (over two files).")
     ap.add_argument("--rotations", type=int, default=100)
     ap.add_argument("--kills", type=int, default=5)
-    ap.add_argument("--rate", type=float, default=20000.0, help="Lines per second the writer produces (0: flat out).")
+    ap.add_argument("--rate", type=float, default=10000.0, help="Lines per second the writer produces (0: flat out).")
     ap.add_argument("--idle-seconds", type=float, default=60.0)
     ap.add_argument("--keep", action="store_true", help="Keep the work directories for inspection.")
     args = ap.parse_args()

@@ -107,7 +107,9 @@ class Resumer:
             found = discovery.find_by_inode(e.path, e.dev, e.ino)
             if found is not None and discovery.content_matches(found[0], e.fp, e.offset, e.marker, t.fp_limit):
                 path, st = found
-                if st.st_size > e.offset and (e.dev, e.ino) not in t.files:
+                # renamed since our last scan: a writer may still append to it, so follow it for rotate_wait
+                fresh = st.st_ctime > t.store.loaded_scanned_at - CTIME_SLACK_S
+                if (st.st_size > e.offset or fresh) and (e.dev, e.ino) not in t.files:
                     t.open_file(path, start=e.offset, rotated=True)
                     t.stats.files_recovered += 1
                     log.info("rotated_rest_recovered", path=path, original=e.path, offset=e.offset, how="rename")

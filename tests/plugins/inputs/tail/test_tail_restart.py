@@ -176,3 +176,18 @@ def test_kill_before_any_commit_replays_rotated_and_new_files(harness: Harness, 
     inp2, sink2 = harness.make()
     drain(inp2)
     assert sink2.lines() == ["a1", "a2", "b1"]
+
+
+def test_file_renamed_while_stopped_is_followed_for_a_writer_that_still_holds_it(
+    harness: Harness, drain: Drain
+) -> None:
+    log = harness.dir / "app.log"
+    with open(log, "a", buffering=1) as writer:
+        writer.write("one\n")
+        assert _run(harness, drain) == ["one"]
+        os.rename(log, harness.dir / "app.log.1")  # while stopped; nothing unread yet
+        inp, sink = harness.make()
+        drain(inp)
+        writer.write("late-write-to-old-fd\n")  # the logger had not reopened yet
+        drain(inp)
+    assert sink.lines() == ["late-write-to-old-fd"]
