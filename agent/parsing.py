@@ -11,7 +11,7 @@ from __future__ import annotations
 import socket
 from collections.abc import MutableSequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import structlog
 
@@ -92,10 +92,13 @@ class ParseStage:
         `members`, when given, receives the tree cluster of each record (`Match.member_id`): offline
         commands use it to print every line's *final* template after all input."""
         parse = self.parser.parse
-        add = self.drain.add
+        self.records += len(records)
         for rec in records:
-            self.records += 1
-            header = self._header(parse, rec.raw)
+            try:
+                header: Header | None = parse(rec.raw)
+            except (ValueError, TypeError, KeyError, IndexError, RecursionError) as exc:
+                self._failed(exc)
+                header = None
             if header is None:
                 self.unparsed += 1
                 rec.message = rec.raw
@@ -105,25 +108,22 @@ class ParseStage:
                 rec.level = header.level
                 rec.component = header.component
                 rec.fields = header.fields
-            m = add(rec.message)
+        matches = self.drain.add_many([rec.message for rec in records])
+        for rec, m in zip(records, matches, strict=True):
             rec.template_id = m.cluster_id
             rec.template = m.template
             rec.params = m.params
-            if members is not None:
-                members.append(m.member_id)
+        if members is not None:
+            members.extend(m.member_id for m in matches)
         return records
 
-    def _header(self, parse: Any, raw: str) -> Header | None:
-        try:
-            header: Header | None = parse(raw)
-        except (ValueError, TypeError, KeyError, IndexError, RecursionError) as exc:
-            self.parser_errors += 1
-            kind = type(exc).__name__
-            if kind not in self._errors_logged:
-                self._errors_logged.add(kind)
-                log.warning("header_parse_failed", parser=getattr(self.parser, "name", "?"), error=kind)
-            return None
-        return header
+    def _failed(self, exc: Exception) -> None:
+        """Count a header parser's unexpected failure on one line and log it once per kind."""
+        self.parser_errors += 1
+        kind = type(exc).__name__
+        if kind not in self._errors_logged:
+            self._errors_logged.add(kind)
+            log.warning("header_parse_failed", parser=getattr(self.parser, "name", "?"), error=kind)
 
     def save(self, path: Path) -> None:
         self.drain.save(path)

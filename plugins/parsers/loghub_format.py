@@ -19,8 +19,13 @@ _FIELD = re.compile(r"<([A-Za-z_][A-Za-z0-9_]*)>")
 _TIME_FIELDS = ("Date", "Day", "Time", "Timestamp", "Datetime")
 
 
-def compile_format(fmt: str) -> re.Pattern[str]:
-    """One regex for a format string; ValueError when it has no <Content> or cannot compile."""
+def compile_format(fmt: str, *, words: bool = False) -> re.Pattern[str]:
+    """One regex for a format string; ValueError when it has no <Content> or cannot compile.
+
+    With `words`, header fields cannot hold whitespace: the regex engine then never retries a field at
+    every character of the line. Where that regex matches, it matches as the exact one does (fields are
+    lazy and separators greedy, so the exact regex's first solution is the one without inner whitespace),
+    so the parser tries it first and keeps the exact one for headers whose fields contain spaces."""
     names = _FIELD.findall(fmt)
     if "Content" not in names:
         raise ValueError("the format needs a <Content> field (the message Drain mines)")
@@ -32,7 +37,8 @@ def compile_format(fmt: str) -> re.Pattern[str]:
         literal = fmt[pos:m.start()]
         parts.append(r"\s+".join(re.escape(p) for p in re.split(r"\s+", literal)))
         name = m.group(1)
-        parts.append(f"(?P<{name}>.*)" if name == "Content" else f"(?P<{name}>.*?)")
+        field = r"\S*?" if words else ".*?"
+        parts.append(f"(?P<{name}>.*)" if name == "Content" else f"(?P<{name}>{field})")
         pos = m.end()
     tail = fmt[pos:]
     parts.append(r"\s+".join(re.escape(p) for p in re.split(r"\s+", tail)))
@@ -59,9 +65,12 @@ class FormatParser:
     def __init__(self, config: FormatConfig, ctx: PluginContext | None = None) -> None:
         self.config = config
         self._regex = compile_format(config.format)
+        self._words = compile_format(config.format, words=True)
         names = list(self._regex.groupindex)
         self._time_fields = [n for n in names if n in _TIME_FIELDS]
         self._extra = [n for n in names if n not in _TIME_FIELDS and n not in ("Content", "Level", "Component")]
+        self._has_level = "Level" in names
+        self._has_component = "Component" in names
 
     @staticmethod
     def preflight(config: FormatConfig) -> list[tuple[str, str]]:
@@ -72,16 +81,24 @@ class FormatParser:
         return []
 
     def parse(self, raw: str) -> Header | None:
-        m = self._regex.match(raw)
+        m = self._words.match(raw) or self._regex.match(raw)
         if m is None:
             return None
-        g = m.groupdict()
-        when = parse_time(" ".join(g[n] for n in self._time_fields)) if self._time_fields else None
-        fields = {n: g[n] for n in self._extra} if self._extra else None
+        group = m.group
+        times = self._time_fields
+        if not times:
+            when = None
+        elif len(times) == 1:
+            when = parse_time(group(times[0]))
+        else:
+            when = parse_time(" ".join(group(*times)))
+        extra = self._extra
+        fields = ({extra[0]: group(extra[0])} if len(extra) == 1 else dict(zip(extra, group(*extra), strict=True))
+                  ) if extra else None
         return Header(
-            message=g["Content"],
-            time=when,
-            level=normalize_level(g.get("Level")),
-            component=g.get("Component") or None,
-            fields=fields,
+            group("Content"),
+            when,
+            normalize_level(group("Level")) if self._has_level else None,
+            (group("Component") or None) if self._has_component else None,
+            fields,
         )

@@ -3,8 +3,10 @@ from __future__ import annotations
 from datetime import datetime
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from plugins.parsers.loghub_format import FormatConfig, FormatParser
+from plugins.parsers.loghub_format import FormatConfig, FormatParser, compile_format
 
 
 def test_fields_time_level_component_and_extras() -> None:
@@ -29,3 +31,14 @@ def test_preflight_and_config_refuse_bad_formats(fmt: str) -> None:
         FormatConfig(format=fmt)
     ok = FormatConfig(format="<Level> <Content>")
     assert FormatParser.preflight(ok) == []
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(alphabet=" \t\nab:[]-", max_size=40))
+def test_the_word_regex_agrees_with_the_exact_one_wherever_it_matches(line: str) -> None:
+    for fmt in ("<Date> <Level> <Component>: <Content>", "[<Time>] <Program> - <Content>", "<A>  [<B>:<C>] - <Content>"):
+        exact, words = compile_format(fmt), compile_format(fmt, words=True)
+        fast = words.match(line)
+        if fast is not None:
+            slow = exact.match(line)
+            assert slow is not None and slow.groupdict() == fast.groupdict()
