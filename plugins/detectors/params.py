@@ -26,7 +26,7 @@ from agent.plugin import PluginContext
 from agent.schema import Duration, opt
 from agent.state import read_json_state, set_aside, write_json_atomic
 from agent.types import Evidence, Record, Score, Severity, TemplateEvidence
-from plugins.detectors.paramslots import BIN, Slot, from_bin, quantile, show, slot_name, spread
+from plugins.detectors.paramslots import BIN, FOLD_AT, Slot, from_bin, quantile, show, slot_name, spread
 from plugins.detectors.timebuckets import BucketClock
 
 log = structlog.get_logger("logwarden.detector.params")
@@ -69,10 +69,21 @@ class ParamsStats:
 
 
 class _Template:
-    __slots__ = ("slots", "tag", "text")
+    """A tracked template and its slot plan: which params are counted inline, which still classify."""
+
+    __slots__ = ("active", "n", "pending", "slots", "tag", "text")
 
     def __init__(self, text: str, tag: str, slots: list[Slot]) -> None:
         self.text, self.tag, self.slots = text, tag, slots
+        self.n = len(slots)
+        self.active: list[tuple[int, dict[str, int], dict[str, str], Slot]] = []
+        self.pending: list[tuple[int, Slot]] = []
+        self.plan()
+
+    def plan(self) -> None:
+        """Skipped (id-like) slots cost nothing per record; classified ones are a dict increment."""
+        self.active = [(i, s.counts, s.firsts, s) for i, s in enumerate(self.slots) if s.kind in ("numeric", "categorical")]
+        self.pending = [(i, s) for i, s in enumerate(self.slots) if s.kind == "pending"]
 
 
 class ParamsDetector:
@@ -99,28 +110,50 @@ class ParamsDetector:
     def observe(self, records: Sequence[Record]) -> list[Score]:
         cfg = self.config
         templates = self._templates
+        clock = self._clock
+        size = clock.size_s
+        max_slots, classify_after, max_categories = cfg.max_slots, cfg.classify_after, cfg.max_categories
+        seen = 0
         for r in records:
-            params = r.params
-            if r.template_id < 0:
+            tid = r.template_id
+            if tid < 0:
                 continue
-            t = r.event_time
-            if self._clock.current is None:
-                self._clock.place(t)
-                self._partial = self._clock.current
-            else:
-                self._clock.place(t)
+            t = r.time
+            if t is None:
+                t = r.read_time
+            if clock.current is None:
+                clock.place(t)
+                self._partial = clock.current
+            elif int(t // size) != clock.current:
+                clock.place(t)
             if self._learn_until is None:
                 self._learn_until = t + cfg.learn_for.seconds
-            self.counters.records += 1
+            seen += 1
+            params = r.params
             if not params:
                 continue
-            tpl = templates.get(r.template_id)
-            if tpl is None or len(tpl.slots) != min(len(params), cfg.max_slots) or tpl.text != r.template:
+            n = len(params)
+            tpl = templates.get(tid)
+            if tpl is None or tpl.n != (n if n < max_slots else max_slots) or tpl.text != r.template:
                 tpl = self._track(r)
                 if tpl is None:
                     continue
-            for slot, value in zip(tpl.slots, params, strict=False):
-                slot.add(value, r.raw, cfg.classify_after, cfg.max_categories)
+            for i, counts, firsts, slot in tpl.active:
+                value = params[i]
+                c = counts.get(value)
+                if c is None:
+                    counts[value] = 1
+                    firsts[value] = r.raw
+                    if len(counts) >= FOLD_AT:
+                        slot.fold(max_categories)
+                else:
+                    counts[value] = c + 1
+            if tpl.pending:
+                for i, slot in tpl.pending:
+                    slot.add(params[i], r.raw, classify_after, max_categories)
+                if any(slot.kind != "pending" for _i, slot in tpl.pending):
+                    tpl.plan()
+        self.counters.records += seen
         return self._take()
 
     def tick(self, now: float) -> list[Score]:
@@ -174,6 +207,7 @@ class ParamsDetector:
             for i, slot in enumerate(tpl.slots):
                 if slot.kind in ("pending", "skip"):
                     continue
+                slot.fold(self.config.max_categories)
                 score = None
                 if alerting and slot.cur_n >= self.config.min_count and slot.base_n >= self.config.min_baseline:
                     score = self._judge(tid, tpl, i, slot, start, end)

@@ -101,11 +101,24 @@ def spread(hist: dict[int, float], median: int) -> float:
     return 1.4826 * quantile(dev, 0.5)
 
 
-class Slot:
-    """Learning state of one (template, slot); `kind` is pending until `classify` decides."""
+_BIN_CACHE: dict[str, dict[str, str]] = {}
+"""Per unit: raw value → its bin as text ("" when not a number); values repeat across slots and buckets."""
+_BIN_CACHE_MAX = 65_536
 
-    __slots__ = ("base", "base_n", "cur", "cur_n", "falls", "kind", "last", "name", "rises", "sample",
-                 "sample_raw", "unit")
+FOLD_AT = 2048
+"""Distinct raw values a slot holds in its open bucket before they are folded into bins or categories."""
+
+
+class Slot:
+    """Learning state of one (template, slot); `kind` is pending until `classify` decides.
+
+    Per record a classified slot only counts its raw value (`counts`, plus the first line of each value in
+    `firsts`): values repeat (a status code, a latency in ms), so parsing, binning and the category cap run
+    once per distinct value in `fold`, when the bucket closes or when `FOLD_AT` distinct values wait.
+    `cur`, `cur_n` and `sample_raw` are the folded view (bin or category → count, first line)."""
+
+    __slots__ = ("base", "base_n", "counts", "cur", "cur_n", "falls", "firsts", "kind", "last", "name", "rises",
+                 "sample", "sample_raw", "unit")
 
     def __init__(self, name: str) -> None:
         self.kind = "pending"
@@ -118,11 +131,14 @@ class Slot:
         self.base: dict[str, float] = {}
         """Decayed weights: numeric bin (as str, for JSON) or category → weight."""
         self.base_n = 0.0
+        self.counts: dict[str, int] = {}
+        self.firsts: dict[str, str] = {}
         self.cur: dict[str, int] = {}
         self.cur_n = 0
         self.sample_raw: dict[str, str] = {}
 
     def add(self, value: str, raw: str, classify_after: int, max_categories: int) -> None:
+        """One value; the detector inlines the classified case of this in its loop."""
         kind = self.kind
         if kind == "skip":
             return
@@ -142,21 +158,53 @@ class Slot:
                     self.add(v, raw, classify_after, max_categories)
                 self.sample = []
             return
-        if kind == "numeric":
-            num = parse_number(value)
-            if num is None:
-                return
-            key = str(to_bin(num[0], self.unit))
+        n = self.counts.get(value)
+        if n is None:
+            self.counts[value] = 1
+            self.firsts[value] = raw
+            if len(self.counts) >= FOLD_AT:
+                self.fold(max_categories)
         else:
-            key = value
-            if value not in self.base and value not in self.cur:
-                known = len(self.base) + sum(1 for k in self.cur if k not in self.base)
-                if known >= max_categories:
-                    key = OTHER
-        self.cur[key] = self.cur.get(key, 0) + 1
-        self.cur_n += 1
-        if key not in self.sample_raw:
-            self.sample_raw[key] = raw
+            self.counts[value] = n + 1
+
+    def fold(self, max_categories: int) -> None:
+        """Move the raw-value counts into bins (numeric) or capped categories, in first-seen order, so the
+        result is what counting each value on arrival would give."""
+        counts, firsts = self.counts, self.firsts
+        if not counts:
+            return
+        cur, sample_raw, base = self.cur, self.sample_raw, self.base
+        total = 0
+        if self.kind == "numeric":
+            unit = self.unit
+            bins = _BIN_CACHE.setdefault(unit, {})
+            if len(bins) > _BIN_CACHE_MAX:
+                bins.clear()
+            for value, n in counts.items():
+                key = bins.get(value)
+                if key is None:
+                    num = parse_number(value)
+                    key = bins[value] = str(to_bin(num[0], unit)) if num is not None else ""
+                if not key:
+                    continue
+                cur[key] = cur.get(key, 0) + n
+                total += n
+                if key not in sample_raw:
+                    sample_raw[key] = firsts[value]
+        elif self.kind == "categorical":
+            for value, n in counts.items():
+                key = value
+                if value not in base and value not in cur:
+                    known = len(base) + sum(1 for k in cur if k not in base)
+                    if known >= max_categories:
+                        key = OTHER
+                cur[key] = cur.get(key, 0) + n
+                total += n
+                if key not in sample_raw:
+                    sample_raw[key] = firsts[value]
+        self.cur_n += total
+        counts.clear()  # in place: the detector's slot plans hold these dicts
+        firsts.clear()
 
     def classify(self, max_categories: int) -> None:
         values = self.sample
@@ -200,6 +248,8 @@ class Slot:
         self.cur = {}
         self.cur_n = 0
         self.sample_raw = {}
+        self.counts.clear()
+        self.firsts.clear()
 
     def dump(self) -> dict[str, object]:
         return {"kind": self.kind, "name": self.name, "unit": self.unit, "sample": self.sample,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import re
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -17,7 +18,7 @@ from agent.registry import Registry
 from agent.schema import Duration
 from agent.types import Record, Score
 from plugins.detectors.params import STATE_FILE, ParamsConfig, ParamsDetector
-from plugins.detectors.paramslots import OTHER, Slot, parse_number, slot_name
+from plugins.detectors.paramslots import FOLD_AT, OTHER, Slot, parse_number, slot_name, to_bin
 
 _NUM = re.compile(r"(?<=[=\s])[0-9][\w.%]*")
 
@@ -94,6 +95,7 @@ def test_id_like_slots_are_skipped_and_categories_are_capped(tmp_path: Path) -> 
     slot = Slot("code")
     for i in range(200):
         slot.add(str(200 + i % 3) if i < 100 else str(i), "raw", 20, 5)
+    slot.fold(5)
     assert slot.kind == "categorical" and len(slot.cur) <= 6 and OTHER in slot.cur
 
 
@@ -139,3 +141,24 @@ def test_through_the_parse_stage(tmp_path: Path) -> None:
     assert [s.title for s in scores if not near(s, spike)] == []
     assert any("duration p95" in s.title and "Executed" in s.title for s in scores), [s.title for s in scores]
     assert Registry.default().get(Kind.DETECTOR, "params") is ParamsDetector
+
+
+def test_folded_counts_are_what_counting_each_value_on_arrival_gives() -> None:
+    values = [f"{(i * 7919) % 5000 + 1}ms" for i in range(3 * FOLD_AT)]  # more distinct values than FOLD_AT
+    slot = Slot("took")
+    slot.kind, slot.unit = "numeric", "duration"
+    for i, v in enumerate([*values, "n/a"]):
+        slot.add(v, f"line {i}", 50, 20)
+    slot.fold(20)
+    bins = [str(to_bin(parse_number(v)[0], "duration")) for v in values]  # type: ignore[index]
+    first: dict[str, str] = {}
+    for i, b in enumerate(bins):
+        first.setdefault(b, f"line {i}")
+    assert (slot.cur, slot.cur_n, slot.sample_raw) == (dict(Counter(bins)), len(values), first)
+
+    cat = Slot("region")
+    cat.kind, cat.base = "categorical", {"eu": 5.0}
+    for i, v in enumerate(["us", "eu", "ap", "sa", "us", "af"]):
+        cat.add(v, f"line {i}", 50, 3)
+    cat.fold(3)
+    assert cat.cur == {"us": 2, "eu": 1, "ap": 1, OTHER: 2} and cat.sample_raw[OTHER] == "line 3"
