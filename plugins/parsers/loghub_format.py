@@ -22,7 +22,7 @@ _TIME_FIELDS = ("Date", "Day", "Time", "Timestamp", "Datetime")
 def compile_format(fmt: str, *, words: bool = False) -> re.Pattern[str]:
     """One regex for a format string; ValueError when it has no <Content> or cannot compile.
 
-    With `words`, header fields cannot hold whitespace: the regex engine then never retries a field at
+    With `words`, header fields are non-empty runs without whitespace: the engine never retries a field at
     every character of the line. Where that regex matches, it matches as the exact one does (fields are
     lazy and separators greedy, so the exact regex's first solution is the one without inner whitespace),
     so the parser tries it first and keeps the exact one for headers whose fields contain spaces."""
@@ -37,7 +37,7 @@ def compile_format(fmt: str, *, words: bool = False) -> re.Pattern[str]:
         literal = fmt[pos:m.start()]
         parts.append(r"\s+".join(re.escape(p) for p in re.split(r"\s+", literal)))
         name = m.group(1)
-        field = r"\S*?" if words else ".*?"
+        field = r"\S+?" if words else ".*?"
         parts.append(f"(?P<{name}>.*)" if name == "Content" else f"(?P<{name}>{field})")
         pos = m.end()
     tail = fmt[pos:]

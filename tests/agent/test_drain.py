@@ -212,3 +212,40 @@ def test_extract_returns_parameters_in_order() -> None:
     m = d.add("copy b.txt to /tmp/x/z in 5ms")
     assert d.extract(m.cluster_id, "copy c.txt to /srv/q/r in 9ms") == ("c.txt", "/srv/q/r", "9ms")
     assert d.extract(m.cluster_id, "something else") is None
+
+
+def test_a_literal_wildcard_in_a_message_is_a_parameter() -> None:
+    d = Drain()
+    for line in ["<*>", "a<*>b <*>", "x <*> y"]:
+        m = d.add(line)
+        assert fill(m.template, m.params) == line
+
+
+def test_fast_paths_answer_like_the_tree_and_round_trip() -> None:
+    d = Drain()
+    rng = random.Random(5)
+    lines = [
+        f"Accepted password for {rng.choice(['root', 'admin', 'guest'])} from 10.0.{rng.randint(0, 255)}.{rng.randint(1, 254)}"
+        f" port {rng.randint(1024, 65535)} via ssh"
+        for _ in range(300)
+    ]
+    first = [d.add(line) for line in lines]
+    st_ = d.stats()
+    assert st_["key_hits"] > 0 and st_["fit_hits"] > 0  # later lines skip masking and the tree
+    assert len({m.cluster_id for m in first[10:]}) == 1
+    for line, m in zip(lines, first, strict=True):
+        assert fill(m.template, m.params) == line
+    batch = d.add_many(lines[:50])
+    assert {m.cluster_id for m in batch} == {first[-1].cluster_id}
+    for line, m in zip(lines, batch, strict=False):
+        assert fill(m.template, m.params) == line and m.change is ChangeType.NONE
+    assert d.add("Accepted password for root from 10.0.0.1 port 22 ssh2").cluster_id != first[-1].cluster_id
+    seen = d.match("Accepted password for nobody from 10.9.9.9 port 22 via ssh")
+    assert seen is not None and seen.cluster_id == batch[0].cluster_id
+
+
+def test_a_leaf_that_saw_many_words_at_a_position_reads_it_as_a_parameter() -> None:
+    d = Drain()
+    names = ["alice", "bob", "carol", "dave", "erin", "frank", "grace", "heidi", "ivan", "judy"]
+    ids = [d.add(f"session closed by {n} cleanly").cluster_id for n in names]
+    assert len(set(ids[-3:])) == 1 and d.template(ids[-1]) == "session closed by <*> cleanly"

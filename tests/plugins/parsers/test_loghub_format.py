@@ -33,7 +33,7 @@ def test_preflight_and_config_refuse_bad_formats(fmt: str) -> None:
     assert FormatParser.preflight(ok) == []
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=1000, deadline=None)
 @given(st.text(alphabet=" \t\nab:[]-", max_size=40))
 def test_the_word_regex_agrees_with_the_exact_one_wherever_it_matches(line: str) -> None:
     for fmt in ("<Date> <Level> <Component>: <Content>", "[<Time>] <Program> - <Content>", "<A>  [<B>:<C>] - <Content>"):
