@@ -67,6 +67,7 @@ def build_lstm(vocab_size: int, *, embed_dim: int = 32, hidden: int = 64, layers
 def build_autoencoder(n_features: int, *, hidden: int = 32) -> Any:
     """[B, T, F] float32 interval features → [B] mean squared reconstruction error."""
     require_torch()
+    import torch
     from torch import nn
 
     class LstmAutoencoder(nn.Module):
@@ -78,7 +79,9 @@ def build_autoencoder(n_features: int, *, hidden: int = 32) -> Any:
 
         def forward(self, intervals: Any) -> Any:
             _, (h, _) = self.encoder(intervals)
-            code = h[-1].unsqueeze(1).expand(-1, intervals.shape[1], -1)
+            # Broadcast the code over time without reading the length as a number: a Python int from
+            # .shape lets torch.export specialise the steps axis (it did, after an earlier export).
+            code = h[-1].unsqueeze(1) + torch.zeros_like(intervals[:, :, :1])
             decoded, _ = self.decoder(code)
             err = (self.out(decoded) - intervals) ** 2
             return err.mean(dim=(1, 2))
@@ -157,7 +160,7 @@ def train_autoencoder_matrix(
 
     result = fit(net, loss_fn, [train_x], [hold_x], fit_options, Progress("deeplog-ae", fit_options.epochs))
     path = workdir / "model.onnx"
-    export_onnx(
+    exporter = export_onnx(
         net,
         (train_x[:2],),
         path,
@@ -172,7 +175,7 @@ def train_autoencoder_matrix(
         errors = net(hold_x).numpy().astype(np.float64)
     threshold = quantile_threshold(errors, quantile)
     summary = {"intervals": int(matrix.shape[0]), "sequences": int(seqs.shape[0]), "holdout_sequences": int(hold_x.shape[0]),
-               "fit": result.to_json(), "parity_max_abs_error": parity}
+               "fit": result.to_json(), "parity_max_abs_error": parity, "exporter": exporter}
     return path, threshold, summary
 
 

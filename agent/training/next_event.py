@@ -53,6 +53,8 @@ class NextEventOptions:
     """Share of the normal sessions held out for early stopping and for choosing g."""
     bounded: bool = True
     """Sessions with real begin and end (session windows): BOS/EOS become predicted events."""
+    weight_power: float = 1.0
+    """Training rows weigh count ** weight_power (1 = plain cross-entropy over all windows)."""
     fit: FitOptions = field(default_factory=FitOptions)
 
 
@@ -92,7 +94,12 @@ def train_next_event(
     hold_w = next_event_windows([encoded[i] for i in hold_idx], options.history, bounded=options.bounded)
     if len(train_w) == 0:
         raise ValueError(f"{label}: the training sessions hold no next-event problem (all too short)")
-    (hx, hy), hwt = dedupe_rows(train_w.history, train_w.target)
+    (hx, hy), counts = dedupe_rows(train_w.history, train_w.target)
+    # Tempered weights: the decision is a rank, and every continuation seen in training should outrank
+    # every one never seen. With raw counts a continuation seen 3 times next to one seen 700 times gets
+    # too little gradient to climb above the never-seen ones; count ** weight_power keeps order by
+    # frequency while lifting rare-but-legitimate transitions.
+    hwt = np.power(counts, options.weight_power).astype(np.float32)
     (vx, vy), vwt = dedupe_rows(hold_w.history, hold_w.target) if len(hold_w) else ((hold_w.history, hold_w.target), np.zeros(0, np.float32))
 
     net = make_net(vocabulary.size)
@@ -108,7 +115,7 @@ def train_next_event(
     onnx_path = workdir / "model.onnx"
     rng = np.random.default_rng(fo.seed)
     example = torch.from_numpy(rng.integers(0, vocabulary.size, size=(2, options.history), dtype=np.int64))
-    export_onnx(
+    exporter = export_onnx(
         net,
         (example,),
         onnx_path,
@@ -139,6 +146,7 @@ def train_next_event(
         "train_windows": len(train_w),
         "unique_train_windows": int(hx.shape[0]),
         "vocabulary": len(vocabulary.keys),
+        "exporter": exporter,
         "holdout_score_quantiles": _quantiles(hold_scores),
         "holdout_flagged": int((hold_scores > g).sum()),
     }

@@ -181,6 +181,9 @@ def fit(
     gen = torch.Generator().manual_seed(options.seed)
     opt = torch.optim.Adam(model.parameters(), lr=options.learning_rate)
     n = int(train[0].shape[0])
+    # Small (deduplicated) training sets would take only a step or two per epoch, and early stopping
+    # would judge the model after a handful of updates; shrink the batch so an epoch is >= 16 steps.
+    batch_size = max(1, min(options.batch_size, n // 16)) if n >= 16 else max(1, n)
     result = FitResult(epochs_run=0, best_epoch=0, best_val_loss=math.inf)
     best_state = copy.deepcopy(model.state_dict())
     stale = 0
@@ -190,7 +193,7 @@ def fit(
         model.train()
         order = torch.randperm(n, generator=gen).tolist()
         total = 0.0
-        for idx in _batches(n, options.batch_size, order):
+        for idx in _batches(n, batch_size, order):
             part = [t[idx] for t in train]
             opt.zero_grad()
             loss = loss_fn(model, *part)
@@ -280,12 +283,15 @@ def export_onnx(
     input_names: Sequence[str],
     output_names: Sequence[str],
     dynamic: dict[str, dict[int, tuple[str, int, int]]],
-) -> None:
-    """Export with the dynamo exporter to ONE file; `dynamic` maps an input name to {axis: (dim, min, max)}.
+) -> str:
+    """Export to ONE file; `dynamic` maps an input name to {axis: (dim, min, max)}. Returns the exporter used.
 
-    The legacy TorchScript exporter bakes a Transformer's sequence length into Reshape nodes, so only the
-    dynamo path gives a model that accepts any length. The example batch should have ≥ 2 rows (a batch
-    of 1 invites the exporter to specialise that axis).
+    The dynamo exporter comes first: the legacy TorchScript one bakes a Transformer's sequence length
+    into Reshape nodes. But torch.export cannot always keep an LSTM's axes symbolic (it specialised the
+    time axis of our autoencoder, and of a second LSTM exported in the same process), so the result is
+    checked: when a requested dynamic axis came out fixed, the model is exported again with the legacy
+    exporter, which handles LSTMs with dynamic axes. A model neither can export dynamically is refused.
+    The example batch should have >= 2 rows (a batch of 1 invites specialising that axis).
     """
     torch = require_torch()
     from torch.export import Dim
@@ -297,18 +303,36 @@ def export_onnx(
         for name in input_names
     )
     model.eval()
+    torch._dynamo.reset()
     with _quiet_exporter():
-        torch.onnx.export(
-            model,
-            example,
-            str(path),
-            dynamo=True,
-            external_data=False,
-            input_names=list(input_names),
-            output_names=list(output_names),
-            dynamic_shapes=shapes,
-            verbose=False,
-        )
+        try:
+            torch.onnx.export(model, example, str(path), dynamo=True, external_data=False, input_names=list(input_names),
+                              output_names=list(output_names), dynamic_shapes=shapes, verbose=False)
+            if not _fixed_axes(path, dynamic):
+                return "dynamo"
+        except Exception:
+            pass
+        axes = {name: {axis: dim for axis, (dim, _lo, _hi) in spec.items()} for name, spec in dynamic.items()}
+        axes.update({name: {0: "batch"} for name in output_names})
+        torch.onnx.export(model, example, str(path), dynamo=False, opset_version=17, input_names=list(input_names),
+                          output_names=list(output_names), dynamic_axes=axes)
+    fixed = _fixed_axes(path, dynamic)
+    if fixed:
+        raise ExportMismatch(f"the exported model has fixed sizes where dynamic axes were asked for: {fixed}")
+    return "torchscript"
+
+
+def _fixed_axes(path: Path, dynamic: dict[str, dict[int, tuple[str, int, int]]]) -> list[str]:
+    import onnx
+
+    graph = onnx.load(str(path), load_external_data=False).graph
+    out: list[str] = []
+    for inp in graph.input:
+        dims = inp.type.tensor_type.shape.dim
+        for axis in dynamic.get(inp.name, {}):
+            if axis < len(dims) and not dims[axis].dim_param:
+                out.append(f"{inp.name}[{axis}]={dims[axis].dim_value}")
+    return out
 
 
 def check_parity(

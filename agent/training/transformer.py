@@ -191,7 +191,7 @@ def _train_classify(data: TrainingData, out: Path, args: argparse.Namespace, arc
     result = fit(net, loss_fn, [x, y], [vx, vy], fo, Progress("transformer-classify", fo.epochs))
     with tempfile.TemporaryDirectory(prefix="logwarden-transformer-") as tmp:
         path = Path(tmp) / "model.onnx"
-        export_onnx(net, (x[:2],), path, input_names=[CLASSIFY_INPUT], output_names=[CLASSIFY_OUTPUT],
+        exporter = export_onnx(net, (x[:2],), path, input_names=[CLASSIFY_INPUT], output_names=[CLASSIFY_OUTPUT],
                     dynamic={CLASSIFY_INPUT: {0: ("batch", 1, 1 << 20), 1: ("seq", 1, max_len)}})
         rng = np.random.default_rng(fo.seed)
         probes = [{CLASSIFY_INPUT: _random_tokens(rng, vocabulary.size, b, t)} for b, t in ((1, 5), (4, max_len), (9, max(1, max_len // 3)))]
@@ -208,7 +208,7 @@ def _train_classify(data: TrainingData, out: Path, args: argparse.Namespace, arc
             threshold=Threshold(threshold, "quantile of held-out normal session probabilities", quantile),
             onnx=OnnxInfo([CLASSIFY_INPUT], [CLASSIFY_OUTPUT], onnx_opsets(path)),
             training={"source": data.source, "normal_sessions": len(normal), "abnormal_sessions": len(abnormal),
-                      "holdout_normal": len(ho_n), "holdout_abnormal": len(ho_a), "fit": result.to_json()},
+                      "holdout_normal": len(ho_n), "holdout_abnormal": len(ho_a), "fit": result.to_json(), "exporter": exporter},
             train_command=data.command,
             model={"objective": "classify", "architecture": {"network": "transformer-encoder", "max_len": max_len, **arch},
                    "sequence": {"max_len": max_len, "bounded": bounded, "vocabulary": vocabulary.to_json()},
