@@ -116,6 +116,19 @@ class Resumer:
                 continue
             # renamed after a copytruncate, or gone: the old content may survive only in a copy
             self.recover_copy(e.path, e.fp, e.offset, e.marker, e.offset, skip=set())
+            if found is not None:
+                self._newer_generation(found[0], found[1], e)
+
+    def _newer_generation(self, path: str, st: os.stat_result, e: Entry) -> None:
+        """The inode was truncated and rewritten after our last save: none of its content is saved."""
+        t = self.t
+        fp = discovery.fingerprint_file(path, t.fp_limit)
+        inode_fps = {x.fp for x in t.store.entries() if (x.dev, x.ino) == (e.dev, e.ino)}
+        if fp is None or fp in inode_fps or (e.dev, e.ino) in t.files:
+            return
+        if t.open_file(path, start=0, rotated=True) is not None:
+            t.stats.files_recovered += 1
+            log.info("rotated_rest_recovered", path=path, original=e.path, offset=0, how="new_generation")
 
     def recover_unseen_at_start(self) -> None:
         """At startup: rotated files created and rotated away after our last directory scan."""

@@ -191,3 +191,16 @@ def test_file_renamed_while_stopped_is_followed_for_a_writer_that_still_holds_it
         writer.write("late-write-to-old-fd\n")  # the logger had not reopened yet
         drain(inp)
     assert sink.lines() == ["late-write-to-old-fd"]
+
+
+def test_copytruncate_then_rename_while_stopped_reads_the_unsaved_generation(harness: Harness, drain: Drain) -> None:
+    log = harness.dir / "app.log"
+    append(log, "gen0-line\n")
+    assert _run(harness, drain) == ["gen0-line"]
+    shutil.copyfile(log, harness.dir / "app.log.c1")
+    os.truncate(log, 0)
+    append(log, "gen1-a\ngen1-b\n")  # a content generation we never saved anything of ...
+    os.rename(log, harness.dir / "app.log.1")  # ... whose inode is then rotated away
+    append(log, "live\n")
+    assert _run(harness, drain) == ["gen1-a", "gen1-b", "live"]
+    assert _run(harness, drain) == []
