@@ -246,7 +246,10 @@ class Pipeline:
                 if got and got is not _FAILED:
                     scores.extend(got)
         if self.event_time and records:
-            self._virtual_now = max(self._virtual_now, max(r.event_time for r in records))
+            times = [r.time for r in records]  # the event_time property per record costs more than this
+            if None in times:
+                times = [r.event_time for r in records]
+            self._virtual_now = max(self._virtual_now, max(times))
         durable &= self._submit(scores, tag)
         if not durable and batch.input_index not in self._commit_blocked:
             # A records stream or the spool could not take this batch: stop committing this input's offsets,

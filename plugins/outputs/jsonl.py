@@ -67,15 +67,18 @@ def _quote(value: str | None) -> str:
     return text
 
 
-def _record_line(r: Record, q: Any = _quote, s: Any = encode_basestring) -> str:
+def _record_line(r: Record, s: Any = encode_basestring) -> str:
     t = r.time if r.time is not None else r.read_time
     # repr is what json writes for a finite float (and an int); NaN/inf take json's own spelling.
     time_text = repr(t) if t - t == 0 and type(t) in (float, int) else _ENCODER.encode(t)
+    g = _quoted.get  # the cache hit inline: five of these per record
     fields = r.fields
-    tail = ',"fields":{' + ",".join([q(k) + ":" + s(v) for k, v in fields.items()]) + "}" if fields else ""
+    tail = (',"fields":{' + ",".join([(g(k) or _quote(k)) + ":" + s(v) for k, v in fields.items()]) + "}"
+            if fields else "")
     return _RECORD % (
-        q(r.tag), q(r.source), r.offset, time_text, q(r.level), q(r.component), s(r.message), r.template_id,
-        q(r.template), ",".join(map(s, r.params)), s(r.raw), tail,
+        g(r.tag) or _quote(r.tag), g(r.source) or _quote(r.source), r.offset, time_text,
+        g(r.level) or _quote(r.level), g(r.component) or _quote(r.component), s(r.message), r.template_id,
+        g(r.template) or _quote(r.template), ",".join(map(s, r.params)), s(r.raw), tail,
     )
 
 
