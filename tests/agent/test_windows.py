@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import math
 
-import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from agent.schema import Builder, Duration
+from agent.schema import Duration
 from agent.types import Record, Window
 from agent.windows import Windower, WindowSpec, window_from_dict, window_to_dict
 
@@ -96,32 +95,6 @@ def test_session_key_field_and_first_group_and_eviction() -> None:
     assert [x.key for x in out] == ["a"]
     assert sorted(x.key for x in w.flush()) == ["T1", "b"]
     assert w.stats.evicted_sessions == 1
-
-
-@pytest.mark.parametrize(
-    ("data", "problem"),
-    [
-        ({"type": "count", "size": "10s"}, "count window"),
-        ({"type": "session"}, "needs `key`"),
-        ({"type": "session", "key": "("}, "not a valid regular expression"),
-        ({"type": "sliding", "size": "10s", "step": "20s"}, "step must be"),
-    ],
-)
-def test_window_spec_rejects_inconsistent_fields(data: dict[str, object], problem: str) -> None:
-    b = Builder()
-    assert b.build(WindowSpec, data, "window") is None
-    assert problem in str(b.errors[0])
-
-
-def test_window_spec_from_yaml_shapes_and_dict_round_trip() -> None:
-    b = Builder()
-    sliding = b.build(WindowSpec, {"type": "sliding", "size": "60s", "step": "10s"}, "w")
-    count = b.build(WindowSpec, {"type": "count", "size": 50}, "w")
-    session = b.build(WindowSpec, {"type": "session", "key": r"blk_-?\d+", "idle": "30s"}, "w")
-    assert not b.errors and sliding and count and session
-    assert (sliding.length_s, sliding.step_s, count.count_size) == (60.0, 10.0, 50)
-    for spec in (sliding, count, session):
-        assert WindowSpec.from_dict(spec.to_dict()) == spec
 
 
 def test_window_dict_round_trip() -> None:
