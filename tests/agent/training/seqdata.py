@@ -39,7 +39,7 @@ def write_sessions(path: Path, sessions: list[list[str]]) -> Path:
     return path
 
 
-TINY_LSTM = ["--history", "4", "--embed-dim", "8", "--hidden", "16", "--layers", "1", "--epochs", "150",
-             "--batch-size", "16", "--learning-rate", "0.01", "--patience", "10"]
+TINY_LSTM = ["--history", "4", "--embed-dim", "8", "--hidden", "16", "--layers", "1", "--epochs", "40",
+             "--batch-size", "16", "--learning-rate", "0.01", "--patience", "6"]
 TINY_TRANSFORMER = ["--history", "4", "--d-model", "16", "--heads", "2", "--layers", "1", "--ff", "32",
-                    "--epochs", "150", "--batch-size", "16", "--learning-rate", "0.01", "--patience", "10"]
+                    "--epochs", "40", "--batch-size", "16", "--learning-rate", "0.01", "--patience", "6"]
