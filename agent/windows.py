@@ -32,6 +32,8 @@ from agent.windowspec import WindowSpec
 
 __all__ = ["WindowSpec", "Windower", "WindowerStats", "window_from_dict", "window_to_dict"]
 
+_FAR = 1e15
+"""Event times beyond ±this (or NaN) are refused: they name no window (and would overflow the index)."""
 _MAX_EMPTY_PER_GAP = 10_000
 """Empty sliding windows emitted for one silent gap at most (a replay that jumps a year must not OOM)."""
 
@@ -48,6 +50,7 @@ class WindowerStats:
     split_sessions: int = 0
     evicted_sessions: int = 0
     skipped_empty_windows: int = 0
+    bad_time_records: int = 0
 
 
 @dataclass(slots=True)
@@ -220,6 +223,9 @@ class Windower:
             t = record.time
             if t is None:
                 t = record.read_time
+            if not -_FAR < t < _FAR:  # NaN or infinite: no window holds it
+                stats.bad_time_records += 1
+                continue
             if t >= self._due_at:
                 out.extend(self._close_sliding(t))
             if t > self._watermark:

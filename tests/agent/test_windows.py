@@ -194,3 +194,10 @@ def test_sliding_window_after_a_long_silence_skips_empties_but_keeps_records() -
     # Windows 0..19998 are due: the two holding records, then the last 10 000 (empty) ones; the rest skipped.
     assert [(x.start, x.events) for x in out[:2]] == [(0.0, [1, 2]), (10.0, [2])]
     assert (len(out), w.stats.skipped_empty_windows, out[-1].start) == (10_002, 9_997, 199_980.0)
+
+
+def test_sliding_record_without_a_usable_time_is_counted_and_skipped() -> None:
+    w = Windower(WindowSpec(type="sliding", size=Duration(10.0)), "s")
+    w.add_many([rec(1.0, 1), rec(math.nan, 2), rec(math.inf, 3), rec(12.0, 4)])
+    assert w.stats.bad_time_records == 2 and w.stats.records == 4
+    assert [x.events for x in w.flush()] == [[4]]
