@@ -426,18 +426,24 @@ class Drain:
         self._lru.move_to_end(c.id)
         params = tuple(values) if plan is None else _fill(plan, values)
         if key is not None and c.digit_free and replaced == st.replaced_control:
-            self._remember_key(key, c, spans_of(c.pieces, params))
+            self._remember_key(key, message, c, spans_of(c.pieces, params))
         if c.fit is None and c.count >= 2 and key is not None:
             c.fit = self._fits.add(c)
         owner = self._claim(c)
         return Match(owner.id, c.template, params, change, c.id)
 
-    def _remember_key(self, key: bytes, c: _Cluster, spans: Sequence[tuple[int, int]]) -> None:
+    def _remember_key(self, key: bytes, message: str, c: _Cluster, spans: Sequence[tuple[int, int]]) -> None:
+        """The key answers with the cluster's fit when that fits this line, else with the line's own cut
+        (a fit stricter than masking would otherwise send every line of this key back to the tree)."""
         if len(self._keys) >= self._key_room:
             self._keys.clear()  # a full cache starts over: the fits still answer meanwhile
             if self._key_room == 0:
                 return
-        self._keys[key] = c.fit if c.fit is not None and c.fit.version == c.version else _Key(c, cutter(spans))
+        fit = c.fit
+        if fit is not None and fit.version == c.version and fit.regex.fullmatch(message) is not None:
+            self._keys[key] = fit
+        else:
+            self._keys[key] = _Key(c, cutter(spans))
 
     def match(self, message: str) -> Match | None:
         """The group a message belongs to without learning: the tree, counts and recency stay unchanged."""

@@ -94,6 +94,20 @@ class Fit:
         self.bucket: list[Fit] = []
 
 
+def _value(after: str | None) -> str:
+    """One value: non-space characters up to the literal that follows. The value may hold that literal's
+    first character where the rest of the literal's word does not follow (`10.0.0.1:50010:Got` against
+    `<*>:Got`: masking keeps an address with its port as one value), so such lines fit instead of paying
+    for the tree on every line; possessive runs keep a failing match linear."""
+    if after is None or after[0].isspace():
+        return "\\S+"
+    stop = re.escape(after[0])
+    word = after[1:].split(None, 1)[0] if after[1:2].strip() else ""
+    if not word:
+        return f"[^\\s{stop}]+"
+    return f"(?:[^\\s{stop}]++|{stop}(?!{re.escape(word)}))+"
+
+
 def fit_pattern(tokens: list[str], gaps: list[str]) -> tuple[str, list[str | None], int] | None:
     """The regex of a cluster's template, its leading whitespace-separated words (None where a word holds
     a parameter) and its count of literal characters; None when no safe regex exists.
@@ -136,12 +150,11 @@ def fit_pattern(tokens: list[str], gaps: list[str]) -> tuple[str, list[str | Non
         if is_param:
             if nxt is not None and nxt[0]:
                 return None  # two values with nothing between them: no boundary to find
-            stop = "" if nxt is None or nxt[1][0].isspace() else re.escape(nxt[1][0])  # inside [^...]
             if not in_group:
                 out.append("(")
                 in_group = True
                 group_spans_space = False
-            out.append(f"[^\\s{stop}]+" if stop else "\\S+")
+            out.append(_value(None if nxt is None else nxt[1]))
             word_has_param = True
             continue
         # A literal: whitespace-only between two parameters keeps the group open (render collapses it).

@@ -249,3 +249,25 @@ def test_a_leaf_that_saw_many_words_at_a_position_reads_it_as_a_parameter() -> N
     names = ["alice", "bob", "carol", "dave", "erin", "frank", "grace", "heidi", "ivan", "judy"]
     ids = [d.add(f"session closed by {n} cleanly").cluster_id for n in names]
     assert len(set(ids[-3:])) == 1 and d.template(ids[-1]) == "session closed by <*> cleanly"
+
+
+def test_a_value_holding_the_next_literals_first_character_still_fits() -> None:
+    """`10.0.0.1:50010:Got` against `<*>:Got`: the masked address keeps its port, so the template's value
+    holds a `:`; such lines must be answered by the fit, not sent back through masking and the tree."""
+    d = Drain()
+    rng = random.Random(7)
+    lines = [
+        f"10.{rng.randint(0, 255)}.{rng.randint(0, 255)}.{rng.randint(1, 254)}:{rng.randint(1024, 65535)}"
+        f":Got exception while serving {rng.choice(['blk', 'job', 'map'])}_{rng.randint(10**8, 10**9)} to"
+        f" /10.0.{rng.randint(0, 255)}.{rng.randint(1, 254)}:"
+        for _ in range(200)
+    ]
+    out = d.add_many(lines)
+    assert len({m.cluster_id for m in out}) == 1
+    for line, m in zip(lines, out, strict=True):
+        assert fill(m.template, m.params) == line
+    assert d.stats()["fit_hits"] + d.stats()["key_hits"] >= 190
+    # The relaxed value still stops at the literal: a line whose literal differs does not fit.
+    other = d.add("10.1.2.3:4000:Got nothing while serving blk_123456789 to /10.0.0.1:")
+    assert fill(other.template, other.params) == "10.1.2.3:4000:Got nothing while serving blk_123456789 to /10.0.0.1:"
+    assert other.cluster_id != out[0].cluster_id
