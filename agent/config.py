@@ -46,7 +46,9 @@ class ServiceConfig:
     log_level: Literal["debug", "info", "warning", "error"] = opt("info", doc="Level of the daemon's own log.")
     host: str = opt("", doc="Host name put on alerts; empty means this machine's host name.")
     http: HttpConfig | None = opt(None, doc="The ops endpoint; off when not configured.")
-    queue_size: int = opt(1024, ge=1, doc="Batches held between two stages before the upstream stage waits.")
+    queue_size: int = opt(
+        64, ge=1, doc="Batches held between the inputs and the worker before inputs wait; bounds memory under load."
+    )
     batch_size: int = opt(512, ge=1, doc="Records an input hands downstream at once.")
     snapshot_interval: Duration = opt(Duration(30.0), doc="How often Drain snapshots and offsets are saved.")
     tick_interval: Duration = opt(Duration(1.0), doc="How often timers run (closing time windows, retries).")
