@@ -49,7 +49,7 @@ class NextEventOptions:
     top_g: int | None = None
     """Fixed g; None chooses it from held-out normal sessions at `quantile`."""
     quantile: float = 0.99
-    holdout: float = 0.1
+    holdout: float = 0.2
     """Share of the normal sessions held out for early stopping and for choosing g."""
     bounded: bool = True
     """Sessions with real begin and end (session windows): BOS/EOS become predicted events."""
@@ -136,7 +136,10 @@ def train_next_event(
         g, method = options.top_g, "top-g (given)"
     else:
         finite = hold_scores[hold_scores < UNKNOWN_SCORE]
-        q = float(np.quantile(finite, options.quantile, method="higher")) if finite.size else 0.0
+        # Linear interpolation, not the next-higher sample: with a few hundred held-out sessions the
+        # 0.99 quantile would otherwise be the single second-worst session, and one rare-but-normal
+        # session would decide g for everything.
+        q = float(np.quantile(finite, options.quantile)) if finite.size else 0.0
         g, method = max(1, math.ceil(q)), "top-g (quantile of held-out normal session scores)"
     g = min(g, vocabulary.size - 1)
     summary = {
