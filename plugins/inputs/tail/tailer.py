@@ -339,7 +339,8 @@ class Tailer:
             return False
         seen = (st.st_size, st.st_mtime_ns)
         if seen != f.last_seen:  # changed since the last pass: was it truncated (and maybe rewritten)?
-            if st.st_size < f.read_pos or not f.tail_intact():
+            replaced = f.cursor is None and f.fp is not None and read_fingerprint(f.fd, self.fp_limit) != f.fp
+            if st.st_size < f.read_pos or replaced or not f.tail_intact():
                 self._truncated(f)
             f.last_seen = seen
         f.read_wall = self.ctx.clock.time()
@@ -381,6 +382,7 @@ class Tailer:
     def _register(self, f: TailFile, offset: int) -> None:
         """Save where we start in a file before anything of it is committed (see OffsetStore.register)."""
         fp = read_fingerprint(f.fd, self.fp_limit)
+        f.fp = fp  # what the content was, should it be copied and truncated before we read any of it
         if fp is not None and self.store.latest_for(f.dev, f.ino) is None:
             self.store.register(FileId(f.dev, f.ino, fp), offset, marker_at(f.fd, offset), f.path,
                                 self.ctx.clock.time())
@@ -445,7 +447,7 @@ class Tailer:
         log.info("file_truncated", path=f.path, offset=f.read_pos)
         self._flush_multiline(f)
         self._send()
-        if f.fp is not None and f.tail:
+        if f.fp is not None:  # also with nothing read yet: the copy then matches from byte 0
             durable = f.cursor.committed if f.cursor is not None else f.line_start
             copy = self._resumer.recover_copy(f.path, f.fp, f.read_pos, digest(f.tail), f.line_start, {f.key}, durable)
             if copy is not None:

@@ -206,3 +206,21 @@ def test_two_copytruncates_between_two_passes(harness: Harness, drain: Callable[
     clock.advance(1.0)
     drain(inp)
     assert sink.lines() == ["x1", "x2", "y1", "z1"]
+
+
+def test_copytruncate_before_anything_was_read_recovers_from_the_copy(
+    harness: Harness, drain: Callable[..., None]
+) -> None:
+    """Opened at offset 0 (a new file), then copied and truncated before the reader got to it."""
+    clock = ManualClock(start=time.time())
+    log = harness.dir / "app.log"
+    sink_inp, sink = harness.make(clock=clock)
+    drain(sink_inp)
+    append(log, "first\n")
+    clock.advance(1.0)
+    sink_inp._tailer._scan()  # discovered and opened, not read yet
+    shutil.copyfile(log, harness.dir / "app.log.1")
+    os.truncate(log, 0)
+    append(log, "second\n")
+    drain(sink_inp)
+    assert sink.lines() == ["first", "second"]
