@@ -32,6 +32,7 @@ import re
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from itertools import repeat
 from pathlib import Path
 from typing import Any, NamedTuple, cast
 
@@ -225,6 +226,7 @@ _VARIED = 6
 _WILD_KEY = WILD
 _GAP_SEP = "\x02"
 _NONE = ChangeType.NONE
+_NO_FITS: list[Fit] = []
 
 
 def render(tokens: list[str], gaps: list[str], message: list[str] | None = None) -> tuple[str, Plan | None]:
@@ -346,52 +348,69 @@ class Drain:
 
     def add(self, message: str) -> Match:
         """Learn from one message and return its group, final-for-now template and parameters."""
-        return self.add_many((message,))[0]
+        if len(message) > self._cap:
+            self.counters.lines += 1
+            return self._learn(message, None)
+        return self._add_fitting((message,))[0]
 
     def add_many(self, messages: Iterable[str]) -> list[Match]:
         """`add` for a batch, as the parse stage feeds it: the fast paths run inline with their state
-        bound once, which is a fifth of the cost of a line that fits a learned template."""
+        bound once, and the digit keys and their lookups are computed by C-level maps, which is most of
+        the cost of a line that fits a learned template."""
+        batch = messages if isinstance(messages, list | tuple) else list(messages)
+        if batch and max(map(len, batch)) > self._cap:  # rare: over-long lines skip the fast paths
+            return [self.add(m) for m in batch]
+        return self._add_fitting(batch)
+
+    def _add_fitting(self, batch: Sequence[str]) -> list[Match]:
+        """`add_many` for lines no longer than `max_message_chars`."""
         st = self.counters
         keys = self._keys
-        get_key = keys.get
-        find = self._fits.find
         owners = self._owners.get
-        cap = self._cap
+        first_word = self._fits.first_word
+        find = self._fits.find
         room = self._key_room
-        table = DIGITS_AS_ZERO
         new = _new_match
         out: list[Match] = []
         append = out.append
-        for message in messages:
-            if len(message) <= cap:
-                key = message.encode("utf-8", "surrogatepass").translate(table)
-                hit = get_key(key)
-                if hit is not None and hit.cluster.version == hit.version:
-                    c = hit.cluster
-                    if hit.__class__ is Fit:
-                        m = hit.regex.fullmatch(message)
-                        params = m.groups() if m is not None else None
-                    else:
-                        params = hit.cut(message)  # type: ignore[union-attr]
-                    if params is not None:
-                        c.count += 1
-                        append(new(Match, ((owners(c.key) or self._claim(c)).id, c.template, params, _NONE, c.id)))
-                        continue
-                found = find(message)
-                if found is not None:
-                    fit = found[0]
-                    c = fit.cluster
-                    st.fit_hits += 1
+        fits = 0
+        encoded = map(str.encode, batch, repeat("utf-8"), repeat("surrogatepass"))
+        digit_keys = list(map(bytes.translate, encoded, repeat(DIGITS_AS_ZERO)))
+        # Lazy: each lookup runs when its line comes up, so it sees what the lines before it stored.
+        for message, key, hit in zip(batch, digit_keys, map(keys.get, digit_keys), strict=True):
+            if hit is not None and hit.cluster.version == hit.version:
+                c = hit.cluster
+                if hit.__class__ is Fit:
+                    m = hit.regex.fullmatch(message)
+                    params = m.groups() if m is not None else None
+                else:
+                    params = hit.cut(message)  # type: ignore[union-attr]
+                if params is not None:
                     c.count += 1
-                    if len(keys) >= room:
-                        keys.clear()
-                    keys[key] = fit  # nothing kept per line but the key's bytes; the regex verifies a hit
-                    append(new(Match, ((owners(c.key) or self._claim(c)).id, c.template, found[1].groups(), _NONE,
-                                       c.id)))
+                    append(new(Match, ((owners(c.key) or self._claim(c)).id, c.template, params, _NONE, c.id)))
                     continue
-                append(self._learn(message, key))
+            fit = None
+            word = message.lstrip().partition(" ")[0]
+            for cand in first_word(word, _NO_FITS):
+                m = cand.regex.fullmatch(message)
+                if m is not None and cand.version == cand.cluster.version:
+                    fit = cand
+                    break
             else:
-                append(self._learn(message, None))
+                found = find(message, tried=word)
+                if found is not None:
+                    fit, m = found
+            if fit is not None and m is not None:
+                c = fit.cluster
+                fits += 1
+                c.count += 1
+                if len(keys) >= room:
+                    keys.clear()
+                keys[key] = fit  # nothing kept per line but the key's bytes; the regex verifies a hit
+                append(new(Match, ((owners(c.key) or self._claim(c)).id, c.template, m.groups(), _NONE, c.id)))
+                continue
+            append(self._learn(message, key))
+        st.fit_hits += fits
         st.lines += len(out)
         return out
 

@@ -230,18 +230,16 @@ class FitIndex:
             return
         self.size -= 1
 
-    def find(self, message: str) -> tuple[Fit, re.Match[str]] | None:
-        """The first word alone answers three lines in four: it is cut with one `partition` and only a
-        miss there splits the message for the second and third words."""
-        first = self._by_word[0].get(message.lstrip().partition(" ")[0])
-        if first:
-            for fit in first:
-                m = fit.regex.fullmatch(message)
-                if m is not None and fit.version == fit.cluster.version:
-                    return fit, m
+    def first_word(self, word: str, default: list[Fit]) -> list[Fit]:
+        """Candidates for a message's first word (the caller cuts it with one `partition`, which answers
+        three lines in four without splitting the message)."""
+        return self._by_word[0].get(word, default)
+
+    def find(self, message: str, *, tried: str | None = None) -> tuple[Fit, re.Match[str]] | None:
+        """The fit of a message, by its first three words; `tried` is a first word already looked up."""
         words = message.split(None, INDEXED_WORDS)
         by_word = self._by_word
-        for pos in range(0 if first is None else 1, min(len(words), INDEXED_WORDS)):
+        for pos in range(1 if words and words[0] == tried else 0, min(len(words), INDEXED_WORDS)):
             cands = by_word[pos].get(words[pos])
             if cands:
                 for fit in cands:

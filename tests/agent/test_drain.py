@@ -179,6 +179,10 @@ def test_bad_input_is_bounded_and_counted() -> None:
     assert "\x00" not in m.template
     st_ = d.stats()
     assert st_["truncated_lines"] == 2 and st_["truncated_tokens"] >= 1 and st_["replaced_control"] == 1
+    batch = ["disk sda1 at 91% full", huge, "disk sdb2 at 17% full", many]
+    out = d.add_many(batch)
+    assert [fill(m.template, m.params) for m in out] == batch and out[0].cluster_id == out[2].cluster_id
+    assert d.stats()["lines"] == st_["lines"] + 4 and d.stats()["truncated_lines"] == 4
 
 
 def test_a_flood_of_distinct_lines_stays_within_max_clusters() -> None:
