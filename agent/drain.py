@@ -100,6 +100,7 @@ class _Cluster:
         "alive",
         "bucket",
         "count",
+        "cuts",
         "digit_free",
         "display",
         "fit",
@@ -137,6 +138,7 @@ class _Cluster:
         self.fit: Fit | None = None
         self.pieces: tuple[str, ...] = ()
         self.digit_free = False
+        self.cuts: dict[tuple[tuple[int, int], ...], _Key] = {}
         self.word_at = self.glue_at = self.val_at = _NOTHING
         self.word_vals: tuple[str, ...] = ()
         self.val_vals: tuple[str, ...] = ()
@@ -147,6 +149,7 @@ class _Cluster:
         """The group key ignores how much whitespace separates words and reads an empty bracket or quote
         pair as an empty parameter, so padding or a missing value never splits a group."""
         self.template = self.display = template
+        self.cuts = {}
         self.pieces = tuple(template.split("<*>"))
         self.digit_free = digit_free(self.pieces)
         self.key = _EMPTY_PAIR.sub(lambda m: m.group()[0] + "<*>" + m.group()[1], " ".join(template.split()))
@@ -227,6 +230,7 @@ _WILD_KEY = WILD
 _GAP_SEP = "\x02"
 _NONE = ChangeType.NONE
 _NO_FITS: list[Fit] = []
+_CUTS_PER_CLUSTER = 16
 
 
 def render(tokens: list[str], gaps: list[str], message: list[str] | None = None) -> tuple[str, Plan | None]:
@@ -382,7 +386,14 @@ class Drain:
                 c = hit.cluster
                 if hit.__class__ is Fit:
                     m = hit.regex.fullmatch(message)
-                    params = m.groups() if m is not None else None
+                    if m is None:
+                        params = None
+                    else:
+                        params = m.groups()
+                        if c.digit_free:  # the key came back: from now on cut it at fixed offsets
+                            cut = self._key_for(c, m.regs[1:], one_off=False)
+                            if cut is not None:
+                                keys[key] = cut
                 else:
                     params = hit.cut(message)  # type: ignore[union-attr]
                 if params is not None:
@@ -451,7 +462,7 @@ class Drain:
         owner = self._claim(c)
         return Match(owner.id, c.template, params, change, c.id)
 
-    def _remember_key(self, key: bytes, message: str, c: _Cluster, spans: Sequence[tuple[int, int]]) -> None:
+    def _remember_key(self, key: bytes, message: str, c: _Cluster, spans: list[tuple[int, int]]) -> None:
         """The key answers with the cluster's fit when that fits this line, else with the line's own cut
         (a fit stricter than masking would otherwise send every line of this key back to the tree)."""
         if len(self._keys) >= self._key_room:
@@ -462,7 +473,19 @@ class Drain:
         if fit is not None and fit.version == c.version and fit.regex.fullmatch(message) is not None:
             self._keys[key] = fit
         else:
-            self._keys[key] = _Key(c, cutter(spans))
+            self._keys[key] = self._key_for(c, tuple(spans), one_off=True) or _Key(c, cutter(spans))
+
+    def _key_for(self, c: _Cluster, spans: tuple[tuple[int, int], ...], *, one_off: bool) -> _Key | None:
+        """One shared cut per layout of a cluster's values (few: a key fixes every value's length), so a
+        cached key costs no allocation of its own. A cluster with many layouts gets a one-off cut when
+        asked, else None: its keys keep answering through the fit."""
+        k = c.cuts.get(spans)
+        if k is not None and k.version == c.version:
+            return k
+        if len(c.cuts) >= _CUTS_PER_CLUSTER:
+            return _Key(c, cutter(spans)) if one_off else None
+        k = c.cuts[spans] = _Key(c, cutter(spans))
+        return k
 
     def match(self, message: str) -> Match | None:
         """The group a message belongs to without learning: the tree, counts and recency stay unchanged."""
