@@ -371,7 +371,7 @@ class Drain:
         st = self.counters
         keys = self._keys
         owners = self._owners.get
-        first_word = self._fits.first_word
+        first_word = self._fits.by_first_word.get
         find = self._fits.find
         room = self._key_room
         new = _new_match

@@ -22,11 +22,13 @@ the fast paths for the cluster it chose.
 
 from __future__ import annotations
 
+import _sre  # type: ignore[import-not-found]
 import operator
 import re
 from collections.abc import Callable, Sequence
 from itertools import starmap
-from typing import TYPE_CHECKING
+from re import _compiler, _constants, _parser  # type: ignore[attr-defined]
+from typing import TYPE_CHECKING, Any
 
 from agent.masking import VAR, WILD
 
@@ -94,12 +96,12 @@ class Fit:
         self.bucket: list[Fit] = []
 
 
-def _value(after: str | None) -> str:
+def _value(after: str) -> str:
     """One value: non-space characters up to the literal that follows. The value may hold that literal's
     first character where the rest of the literal's word does not follow (`10.0.0.1:50010:Got` against
     `<*>:Got`: masking keeps an address with its port as one value), so such lines fit instead of paying
     for the tree on every line; possessive runs keep a failing match linear."""
-    if after is None or after[0].isspace():
+    if not after or after[0].isspace():
         return "\\S+"
     stop = re.escape(after[0])
     word = after[1:].split(None, 1)[0] if after[1:2].strip() else ""
@@ -108,8 +110,91 @@ def _value(after: str | None) -> str:
     return f"(?:[^\\s{stop}]++|{stop}(?!{re.escape(word)}))+"
 
 
-def fit_pattern(tokens: list[str], gaps: list[str]) -> tuple[str, list[str | None], int] | None:
-    """The regex of a cluster's template, its leading whitespace-separated words (None where a word holds
+_OPEN, _CLOSE, _LIT, _VAL = ("(", ""), (")", ""), "lit", "val"
+Op = tuple[str, str]
+"""`_OPEN`, `_CLOSE`, (`_LIT`, literal text) or (`_VAL`, the literal text that follows the value)."""
+Ops = tuple[Op, ...]
+
+
+def source(ops: Ops) -> str:
+    """The regex source of a fit."""
+    return "".join(
+        kind if kind in ("(", ")") else _escape(text) if kind == _LIT else _value(text) for kind, text in ops
+    )
+
+
+_VALUE_ITEMS: dict[str, list[Any]] = {}
+"""Parsed opcodes per distinct value shape (few: a shape depends only on the literal after the value)."""
+
+
+def _value_items(after: str) -> list[Any]:
+    items = _VALUE_ITEMS.get(after)
+    if items is None:
+        items = _parser.parse(_value(after)).data
+        if len(_VALUE_ITEMS) < 4096:
+            _VALUE_ITEMS[after] = items
+    return items
+
+
+def _program(ops: Ops) -> tuple[list[int], int]:
+    """The SRE program of a fit and its count of groups, built without parsing its source.
+
+    `re` parses a pattern one character at a time in Python, half the cost of compiling a template's fit
+    (and fits are compiled while a new log's templates are being learned, when time matters most). Here
+    a literal run becomes its opcodes in one comprehension and each value shape is parsed once. This
+    uses `re`'s internal modules, so `_DIRECT_OK` checks at import that the program is exactly the one
+    `re` compiles from `source(ops)`; if not (another Python), fits are compiled by `re.compile`."""
+    state = _parser.State()
+    state.flags = _constants.SRE_FLAG_UNICODE
+    root = _parser.SubPattern(state)
+    into = root
+    gid = 0
+    literal = _constants.LITERAL
+    for kind, text in ops:
+        if kind == _LIT:
+            into.data += [(literal, o) for o in map(ord, text)]
+        elif kind == _VAL:
+            into.data += _value_items(text)
+        elif kind == "(":
+            gid = state.opengroup()
+            into = _parser.SubPattern(state)
+        else:
+            state.closegroup(gid, into)
+            root.data.append((_constants.SUBPATTERN, (gid, 0, 0, into)))
+            into = root
+    return _compiler._code(root, 0), state.groups
+
+
+def _direct(ops: Ops) -> re.Pattern[str]:
+    code, groups = _program(ops)
+    flags = _constants.SRE_FLAG_UNICODE
+    return _sre.compile(source(ops), flags, code, groups - 1, {}, (None,) * groups)  # type: ignore[no-any-return]
+
+
+_SAMPLE: Ops = (
+    (_LIT, "Got [x] from "), _OPEN, (_VAL, ":Got it"), (_LIT, ":Got it "), (_VAL, " "), (_LIT, " "),
+    (_VAL, "]"), _CLOSE, (_LIT, "] \u00fc\\ (.*) "), _OPEN, (_VAL, ""), _CLOSE,
+)
+_PROBE = "Got [x] from 10.0.0.1:50:Got it a b] \u00fc\\ (.*) tail"
+
+
+def direct_agrees(ops: Ops = _SAMPLE, probe: str = _PROBE) -> bool:
+    """True when the direct build of `ops` is the program `re` compiles from its source and matches alike."""
+    try:
+        expected = re.compile(source(ops))
+        same = _program(ops)[0] == _compiler._code(_parser.parse(source(ops)), 0)
+        m, want = _direct(ops).fullmatch(probe), expected.fullmatch(probe)
+        return same and (m.groups() if m else None) == (want.groups() if want else None)
+    except Exception:  # any difference in re's internals means: do not use them
+        return False
+
+
+def compile_fit(ops: Ops) -> re.Pattern[str]:
+    return _direct(ops) if _DIRECT_OK else re.compile(source(ops))
+
+
+def fit_pattern(tokens: list[str], gaps: list[str]) -> tuple[Ops, list[str | None], int] | None:
+    """The regex of a cluster's template (as `Ops`: see `source` and `compile_fit`), its leading whitespace-separated words (None where a word holds
     a parameter) and its count of literal characters; None when no safe regex exists.
 
     Groups follow `agent.drain.render`: parameters separated only by whitespace are one group."""
@@ -138,7 +223,7 @@ def fit_pattern(tokens: list[str], gaps: list[str]) -> tuple[str, list[str | Non
     literal_chars = sum(len(t) for p, t in merged if not p and not t.isspace())
     if literal_chars == 0 or not any(p for p, _ in merged):
         return None
-    out: list[str] = []
+    out: list[Op] = []
     words: list[str | None] = []
     word = ""
     word_has_param = False
@@ -151,26 +236,26 @@ def fit_pattern(tokens: list[str], gaps: list[str]) -> tuple[str, list[str | Non
             if nxt is not None and nxt[0]:
                 return None  # two values with nothing between them: no boundary to find
             if not in_group:
-                out.append("(")
+                out.append(_OPEN)
                 in_group = True
                 group_spans_space = False
-            out.append(_value(None if nxt is None else nxt[1]))
+            out.append((_VAL, "" if nxt is None else nxt[1]))
             word_has_param = True
             continue
         # A literal: whitespace-only between two parameters keeps the group open (render collapses it).
         if in_group and text.isspace() and nxt is not None and nxt[0]:
-            out.append(_escape(text))
+            out.append((_LIT, text))
             group_spans_space = True
             if leading_ok:
                 words.append(None)
                 leading_ok = False  # the message has more words here than the template shows
             continue
         if in_group:
-            out.append(")")
+            out.append(_CLOSE)
             in_group = False
             if group_spans_space:
                 leading_ok = False
-        out.append(_escape(text))
+        out.append((_LIT, text))
         if leading_ok:
             for n, chunk in enumerate(re.split(r"(\s+)", text)):
                 if n % 2:
@@ -180,10 +265,10 @@ def fit_pattern(tokens: list[str], gaps: list[str]) -> tuple[str, list[str | Non
                 else:
                     word += chunk
     if in_group:
-        out.append(")")
+        out.append(_CLOSE)
     if leading_ok and (word or word_has_param):
         words.append(None if word_has_param else word)
-    return "".join(out), words[:INDEXED_WORDS], literal_chars
+    return tuple(out), words[:INDEXED_WORDS], literal_chars
 
 
 class FitIndex:
@@ -200,9 +285,9 @@ class FitIndex:
         built = fit_pattern(c.tokens, c.gaps)
         if built is None:
             return None
-        pattern, words, specific = built
+        ops, words, specific = built
         try:
-            regex = re.compile(pattern)
+            regex = compile_fit(ops)
         except re.error:
             return None
         fit = Fit(c, regex, specific)
@@ -230,10 +315,11 @@ class FitIndex:
             return
         self.size -= 1
 
-    def first_word(self, word: str, default: list[Fit]) -> list[Fit]:
-        """Candidates for a message's first word (the caller cuts it with one `partition`, which answers
-        three lines in four without splitting the message)."""
-        return self._by_word[0].get(word, default)
+    @property
+    def by_first_word(self) -> dict[str, list[Fit]]:
+        """Candidates by a message's first word: the caller cuts it with one `partition`, which answers
+        three lines in four without splitting the message."""
+        return self._by_word[0]
 
     def find(self, message: str, *, tried: str | None = None) -> tuple[Fit, re.Match[str]] | None:
         """The fit of a message, by its first three words; `tried` is a first word already looked up."""
@@ -257,3 +343,6 @@ class FitIndex:
             d.clear()
         self._rest.clear()
         self.size = 0
+
+
+_DIRECT_OK = direct_agrees()
