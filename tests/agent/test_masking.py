@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from agent import masking
 from agent.masking import VAR, classify, split, tokenize
 
 CASES = [
@@ -74,3 +77,29 @@ def test_masking_is_lossless_and_idempotent(text: str) -> None:
     shape = VAR.join(parts[0::2])
     again = split(shape)
     assert VAR.join(again[0::2]) == shape  # masking a shape finds nothing new to mask
+
+
+_REFERENCE = re.compile(
+    "((?<![A-Za-z0-9])(?:"
+    + "|".join(
+        f"(?={'[A-Za-z]' if k == 0 else first})(?:" + "|".join(f"(?:{masking._PATTERNS[n]})" for n in names) + ")"
+        for k, (first, names) in enumerate(masking._BY_FIRST_CHAR)
+    )
+    + "))"
+)
+"""The masks guarded by their first character only: the plain-word look-ahead must not change any value."""
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    st.lists(
+        st.sampled_from(
+            ["a", "Z", "0", "9", ":", "/", ".", "_", "-", "@", " ", "\t", "\\", "ü", ",", "(", "]", "=", "x",
+             "Jan ", "Mon, ", "2024-01-02", "0xff", "blk_-1", "C:\\", "http://", "ab:cd:ef:01:23:45", "12ms"]
+        ),
+        max_size=25,
+    )
+)
+def test_the_plain_word_guard_masks_exactly_like_the_first_character_guard(parts: list[str]) -> None:
+    line = "".join(parts)
+    assert masking.MASK_RE.split(line) == _REFERENCE.split(line)
