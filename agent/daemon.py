@@ -45,6 +45,8 @@ class Daemon:
         self.started = time.time()
         self.reloads = 0
         self.reloads_failed = 0
+        # Installed before anything slow happens, so a SIGTERM during start-up is a graceful stop, not a kill.
+        self._install_signals()
 
     def load(self) -> Config:
         return load_config(self.config_path, self.registry_factory())
@@ -54,7 +56,6 @@ class Daemon:
         self._apply_logging(config)
         for w in config.warnings:
             log.warning("config_warning", detail=w)
-        self._install_signals()
         self.pipeline = Pipeline(config, self.registry_factory())
         self.pipeline.start()
         self._start_http(config)

@@ -188,7 +188,9 @@ class Tailer:
             self._next_refresh = now + self.config.refresh_interval.seconds
         more = self._read_all()
         now = self.ctx.clock.monotonic()
-        for f in list(self.files.values()):
+        # A reader that is behind (more bytes waiting) has not seen the continuation lines yet: a record held
+        # for `flush` only times out once the files are read to their end, or a slow pass would split it.
+        for f in [] if more else list(self.files.values()):
             if f.multiline is not None and f.multiline.due(now):
                 self.stats.multiline_flushed += 1
                 self._flush_multiline(f)
