@@ -12,9 +12,10 @@ slices, so the template filled with them is the message, exactly:
   digit that differs would be a literal that differs).
 - **The template fit.** Each cluster that has taken at least two lines gets one compiled regex of its
   template: literal text escaped, each `<*>` one group of non-space characters that stops at the next
-  literal character. Candidates are found by the first literal words of the message (position 0, 1 or
+  literal character (it may hold that character where the rest of the literal's word does not follow). Candidates are found by the first literal words of the message (position 0, 1 or
   2 of `str.split`), most specific template first; `fullmatch` both decides and extracts. A template
-  made only of parameters gets no regex: it would swallow every line of its length.
+  made only of parameters gets no regex: it would swallow every line of its length. A digit key that
+  comes back after a fit answered it is cut at fixed offsets from then on (no regex at all).
 
 Anything that misses both goes through masking and the tree, which learns; the caller then refreshes
 the fast paths for the cluster it chose.
