@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import math
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -149,7 +149,47 @@ def _floats(data: dict[str, Any], key: str) -> list[float]:
     return [float(v) for v in value]
 
 
-def count_matrix(spec: FeatureSpec, windows: Sequence[Window]) -> F64:
+@dataclass(slots=True)
+class WindowSummary:
+    """What the features need of a window, without its event list.
+
+    A self-baselining detector keeps thousands of recent windows for retraining; at production rates their
+    event lists would hold hundreds of millions of ids. The summary holds per-template counts and the
+    temporal and level figures, computed by the same functions `featurize` uses on a whole window, so a
+    model trained on summaries sees exactly the features serving computes."""
+
+    counts: dict[int, int]
+    temporal: tuple[float, float, float]
+    levels: tuple[float, float]
+
+    def __len__(self) -> int:
+        return sum(self.counts.values())
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"counts": {str(k): v for k, v in self.counts.items()}, "temporal": list(self.temporal),
+                "levels": list(self.levels)}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> WindowSummary:
+        t, lv = data["temporal"], data["levels"]
+        return cls({int(k): int(v) for k, v in data["counts"].items()},
+                   (float(t[0]), float(t[1]), float(t[2])), (float(lv[0]), float(lv[1])))
+
+
+def summarize(window: Window) -> WindowSummary:
+    return WindowSummary(dict(Counter(window.events)), _temporal(window.times), _levels(window.levels))
+
+
+FeatureInput = Window | WindowSummary
+
+
+def _template_counts(window: FeatureInput) -> Iterable[tuple[int, int]]:
+    if isinstance(window, WindowSummary):
+        return window.counts.items()
+    return Counter(window.events).items() if window.events else ()
+
+
+def count_matrix(spec: FeatureSpec, windows: Sequence[FeatureInput]) -> F64:
     """Raw per-template counts [n, vocabulary + 1]; unseen template ids land in the unknown column.
 
     Counted per distinct template (a C `Counter` over the events), not per event in Python: a window
@@ -159,15 +199,13 @@ def count_matrix(spec: FeatureSpec, windows: Sequence[Window]) -> F64:
     unknown = spec.unknown_column
     vocab = spec.vocabulary
     for row, window in enumerate(windows):
-        if not window.events:
-            continue
         line = out[row]
-        for tid, n in Counter(window.events).items():
+        for tid, n in _template_counts(window):
             line[vocab.get(tid, unknown)] += n
     return out
 
 
-def _raw_features(spec: FeatureSpec, windows: Sequence[Window], counts: F64 | None = None) -> F64:
+def _raw_features(spec: FeatureSpec, windows: Sequence[FeatureInput], counts: F64 | None = None) -> F64:
     parts: list[F64] = []
     if counts is None:
         counts = count_matrix(spec, windows)
@@ -177,9 +215,11 @@ def _raw_features(spec: FeatureSpec, windows: Sequence[Window], counts: F64 | No
     if "stats" in spec.groups:
         parts.append(_stats(counts))
     if "temporal" in spec.groups:
-        parts.append(np.asarray([_temporal(w.times) for w in windows], dtype=np.float64).reshape(-1, 3))
+        temporal = [w.temporal if isinstance(w, WindowSummary) else _temporal(w.times) for w in windows]
+        parts.append(np.asarray(temporal, dtype=np.float64).reshape(-1, 3))
     if "levels" in spec.groups:
-        parts.append(np.asarray([_levels(w.levels) for w in windows], dtype=np.float64).reshape(-1, 2))
+        levels = [w.levels if isinstance(w, WindowSummary) else _levels(w.levels) for w in windows]
+        parts.append(np.asarray(levels, dtype=np.float64).reshape(-1, 2))
     return np.hstack(parts) if parts else np.zeros((len(windows), 0))
 
 
@@ -224,7 +264,7 @@ def _levels(levels: Sequence[str]) -> tuple[float, float]:
 
 
 def fit_feature_spec(
-    windows: Sequence[Window],
+    windows: Sequence[FeatureInput],
     *,
     groups: Sequence[str] = ("counts", "stats"),
     tfidf: bool = False,
@@ -235,7 +275,7 @@ def fit_feature_spec(
     bad = [g for g in groups if g not in GROUPS]
     if bad or not groups:
         raise ValueError(f"feature groups must be a non-empty subset of {', '.join(GROUPS)}, got {list(groups)}")
-    seen = sorted({e for w in windows for e in w.events})
+    seen = sorted({tid for w in windows for tid, _ in _template_counts(w)})
     spec = FeatureSpec(vocabulary={tid: col for col, tid in enumerate(seen)}, groups=tuple(groups), tfidf=tfidf)
     counts = count_matrix(spec, windows)
     n = len(windows)
@@ -256,7 +296,7 @@ def fit_feature_spec(
     return spec
 
 
-def featurize(spec: FeatureSpec, windows: Sequence[Window], counts: F64 | None = None) -> F32:
+def featurize(spec: FeatureSpec, windows: Sequence[FeatureInput], counts: F64 | None = None) -> F32:
     """The model input [n, spec.width] float32; pass `counts` when already computed to skip recounting."""
     raw = _raw_features(spec, windows, counts)
     scaled = (raw - np.asarray(spec.mean)) / np.asarray(spec.scale)

@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from agent.bundle import OnnxInfo, Threshold, new_manifest, write_bundle
-from agent.features import count_matrix, featurize, fit_feature_spec
+from agent.features import WindowSummary, count_matrix, featurize, fit_feature_spec
 from agent.forest import novelty_scores
 from agent.training import TrainingData, TrainingError
 from agent.training.onnx_iforest import INPUT_NAME, OUTPUT_NAME, forest_to_onnx, opsets
@@ -73,7 +73,7 @@ def fit_forest(x: np.ndarray[Any, Any], options: ForestOptions) -> Any:
 
 
 def build_bundle(
-    windows: Sequence[Window],
+    windows: Sequence[Window | WindowSummary],
     window_spec: WindowSpec,
     options: ForestOptions,
     *,
@@ -201,7 +201,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         raw_options = dict(doc.get("options", {}))
         raw_options["groups"] = tuple(raw_options.get("groups", ("counts", "stats")))
         options = ForestOptions(**raw_options)
-        windows = [window_from_dict(w) for w in doc["windows"]]
+        windows: list[Window | WindowSummary] = [
+            WindowSummary.from_dict(w) if "counts" in w else window_from_dict(w) for w in doc["windows"]
+        ]
         command = shlex.join([sys.executable, "-m", "agent.training.iforest", *(argv or sys.argv[1:])])
         model_bytes, manifest = build_bundle(windows, spec, options, command=command, source=args.source)
     except (OSError, KeyError, TypeError, ValueError, TrainingError) as exc:

@@ -26,12 +26,13 @@ import structlog
 
 from agent.bundle import load_bundle
 from agent.errors import BundleError
+from agent.features import summarize
 from agent.plugin import PluginContext
 from agent.schema import Duration, opt
 from agent.scoring import ScoreBatcher, WindowModel, open_window_model
 from agent.state import write_atomic
 from agent.types import Record, Score, Severity, Window
-from agent.windows import Windower, WindowSpec, window_to_dict
+from agent.windows import Windower, WindowSpec
 
 log = structlog.get_logger("logwarden.detector.iforest")
 
@@ -286,7 +287,7 @@ class IForestDetector:
         self.counters.windows += len(windows)
         if self.model is None:
             for w in windows:
-                self._recent.append(window_to_dict(w))
+                self._recent.append(summarize(w).to_dict())
                 if self._learn_start is None:
                     self._learn_start = w.start
                 self._learn_end = max(self._learn_end, w.end)
@@ -324,7 +325,7 @@ class IForestDetector:
                 score.severity = Severity.WARNING
                 score.evidence = model.explain(w)
             elif self.auto:
-                self._recent.append(window_to_dict(w))
+                self._recent.append(summarize(w).to_dict())
             out.append(score)
         return out
 

@@ -71,3 +71,26 @@ def test_dict_round_trip_and_refusals() -> None:
 def test_empty_training_set_is_refused() -> None:
     with pytest.raises(ValueError, match="empty"):
         fit_feature_spec([])
+
+
+def test_summaries_give_exactly_the_features_of_their_windows() -> None:
+    """Self-baselining keeps summaries, serving sees whole windows: both must featurize identically."""
+    import random
+
+    from agent.features import WindowSummary, summarize
+
+    rng = random.Random(5)
+    windows = []
+    for k in range(40):
+        n = rng.randint(0, 60)
+        times = sorted(rng.uniform(0, 60) for _ in range(n))
+        windows.append(Window(stream="s", key=str(k), start=0.0, end=60.0,
+                              events=[rng.choice([1, 2, 3, 5, 8, 13]) for _ in range(n)], times=times,
+                              levels=[rng.choice(["INFO", "WARN", "ERROR", ""]) for _ in range(n)]))
+    summaries = [WindowSummary.from_dict(summarize(w).to_dict()) for w in windows]
+    for groups in (("counts", "stats"), ("counts", "stats", "temporal", "levels")):
+        spec_w = fit_feature_spec(windows, groups=groups, tfidf=True)
+        spec_s = fit_feature_spec(summaries, groups=groups, tfidf=True)
+        assert spec_w.to_dict() == spec_s.to_dict()
+        assert np.array_equal(featurize(spec_w, windows), featurize(spec_s, summaries))
+        assert [len(w) for w in windows] == [len(s) for s in summaries]
