@@ -355,6 +355,13 @@ class Drain:
         if len(message) > self._cap:
             self.counters.lines += 1
             return self._learn(message, None)
+        hit = self._keys.get(message.encode("utf-8", "surrogatepass").translate(DIGITS_AS_ZERO))
+        if hit is not None and hit.__class__ is _Key and hit.cluster.version == hit.version:
+            c = hit.cluster  # the commonest case without the batch's setup
+            c.count += 1
+            self.counters.lines += 1
+            owner = self._owners.get(c.key) or self._claim(c)
+            return _new_match(Match, (owner.id, c.template, hit.cut(message), _NONE, c.id))
         return self._add_fitting((message,))[0]
 
     def add_many(self, messages: Iterable[str]) -> list[Match]:
