@@ -1,0 +1,297 @@
+"""End-to-end benchmark of the daemon (issue 8): replay throughput, live tailing cost and alert latency.
+
+Part 1 — replay: N generated lines through the whole pipeline (replay input → header parse → Drain →
+novelty + volume + params + iforest detectors → alert router → file output), in this process, timed by
+CPU seconds of this process (the pipeline's worker is one thread, so lines per CPU-second is lines/s
+on one core). Anchor in the same run: Drain3's TemplateMiner alone on the same messages.
+
+Part 2 — live: `logwarden run` as a subprocess tails a file written at a fixed rate; every few seconds a
+line with a never-seen ERROR template is written, and a local webhook receiver timestamps the alert:
+line-written → alert-received latency. CPU % of one core and RSS of the daemon are sampled with psutil.
+Then nothing is written for `--idle` seconds: idle CPU.
+
+    .venv/bin/python bench/e2e.py [--lines 1000000] [--rate 20000] [--live 60] [--idle 60]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import resource
+import socket
+import statistics
+import string
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from agent.generator import GeneratorConfig, generate  # noqa: E402
+from agent.generator.engine import GENERATOR_FORMAT, MULTILINE_START  # noqa: E402
+
+
+def gen_lines(path: Path, n: int, seed: int, incidents: list[str]) -> int:
+    rate = 400.0
+    cfg = GeneratorConfig(seed=seed, duration_s=n / rate * 1.02, rate=rate, incidents=incidents, warmup_fraction=0.5)
+    with path.open("w") as fh:
+        generate(cfg, fh)
+    with path.open("rb") as fh:
+        return sum(1 for _ in fh)
+
+
+def pipeline_config(tmp: Path, *, detectors: str, outputs: str, logs: str, http: str = "") -> str:
+    return f"""\
+service:
+  state_dir: {tmp / 'state'}
+  log_level: warning
+  snapshot_interval: 30s
+{http}
+pipeline:
+  inputs:
+    - name: tail
+      tag: app
+      path: ['{logs}']
+      read_from: beginning
+      multiline: {{start: '{MULTILINE_START}'}}
+      parser: {{format: '{GENERATOR_FORMAT}'}}
+  detectors:
+{detectors}
+  outputs:
+{outputs}
+"""
+
+
+REPLAY_DETECTORS = """\
+    - name: novelty
+      match: app
+      learn_for: 5m
+    - name: volume
+      match: app
+      learn_for: 10m
+    - name: params
+      match: app
+      learn_for: 10m
+    - name: iforest
+      match: app
+      model: auto
+      window: {type: sliding, size: 60s, step: 10s}
+      learn_windows: 60
+"""
+
+
+def part_replay(tmp: Path, n: int) -> dict[str, Any]:
+    from agent.commands.replay import replay
+    from agent.config import load_config
+    from agent.registry import Registry
+
+    log = tmp / "replay.log"
+    lines = gen_lines(log, n, seed=3, incidents=["new_template", "error_burst", "latency_spike"])
+    cfg_path = tmp / "replay.yaml"
+    outputs = f"    - name: file\n      path: {tmp / 'alerts.jsonl'}\n"
+    registry = Registry.default()
+    cfg_path.write_text(pipeline_config(tmp, detectors=REPLAY_DETECTORS, outputs=outputs, logs=str(log)))
+    config = load_config(cfg_path, registry)
+    cpu0 = time.process_time()
+    wall0 = time.perf_counter()
+    summary = replay(config, registry, [log], tmp / "replay-state")
+    cpu = time.process_time() - cpu0
+    wall = time.perf_counter() - wall0
+
+    # Anchor: Drain3 alone on the same messages (the content after the header), first 200k lines.
+    from drain3 import TemplateMiner  # type: ignore[import-untyped]
+
+    messages = []
+    with log.open() as fh:
+        for i, line in enumerate(fh):
+            if i >= 200_000:
+                break
+            parts = line.rstrip("\n").split(None, 4)
+            messages.append(parts[4] if len(parts) == 5 else line)
+    from drain3.template_miner_config import TemplateMinerConfig  # type: ignore[import-untyped]
+
+    miner = TemplateMiner(config=TemplateMinerConfig())
+    t0 = time.process_time()
+    for m in messages:
+        miner.add_log_message(m)
+    drain3_cpu = time.process_time() - t0
+    return {
+        "lines": lines, "records": summary["records"], "cpu_s": cpu, "wall_s": wall,
+        "lines_per_cpu_s": lines / cpu, "lines_per_wall_s": lines / wall, "alerts": summary["alerts"],
+        "templates": summary["templates"], "stage_errors": summary["stage_errors"],
+        "drain3_lines_per_cpu_s": len(messages) / drain3_cpu,
+    }
+
+
+class Receiver:
+    """A webhook receiver on loopback that timestamps every alert it gets."""
+
+    def __init__(self) -> None:
+        self.received: list[tuple[float, str]] = []
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args: Any) -> None:
+                pass
+
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers.get("Content-Length", "0"))).decode()
+                outer.received.append((time.time(), body))
+                self.send_response(200)
+                self.end_headers()
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server.server_address[1]}/hook"
+
+
+def marker(i: int) -> str:
+    letters = string.ascii_lowercase
+    word = ""
+    i += 1
+    while i:
+        i, r = divmod(i, 26)
+        word += letters[r]
+    return "zq" + word
+
+
+def novel_line(i: int, rng: random.Random) -> str:
+    """An ERROR line whose template nobody has seen: its own words, its own length."""
+    words = ["".join(rng.choice(string.ascii_lowercase) for _ in range(rng.randint(4, 9))) for _ in range(3 + i % 5)]
+    ts = time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime())
+    return f"{ts} ERROR payment-service req={os.urandom(6).hex()} {marker(i)} {' '.join(words)} failed\n"
+
+
+def part_live(tmp: Path, rate: int, seconds: int, idle: int) -> dict[str, Any]:
+    import psutil
+
+    logs = tmp / "live"
+    logs.mkdir()
+    normal = tmp / "normal.log"
+    gen_lines(normal, min(rate * 30, 600_000), seed=5, incidents=[])
+    pool = normal.read_text().splitlines(keepends=True)
+    receiver = Receiver()
+    port_sock = socket.socket()
+    port_sock.bind(("127.0.0.1", 0))
+    port = port_sock.getsockname()[1]
+    port_sock.close()
+    detectors = "    - name: novelty\n      match: app\n      learn_for: 0s\n"
+    outputs = f"    - name: webhook\n      url: {receiver.url}\n"
+    cfg = tmp / "live.yaml"
+    live_log = logs / "app.log"
+    cfg.write_text(pipeline_config(tmp, detectors=detectors, outputs=outputs, logs=str(logs / "*.log"),
+                                   http=f"  http: {{listen: 127.0.0.1:{port}}}"))
+    # Warm the tree up on normal traffic first, so only the injected templates are new.
+    live_log.write_text("".join(pool[:20_000]))
+    proc = subprocess.Popen([sys.executable, "-m", "agent.cli", "run", "-c", str(cfg)],
+                            stdout=subprocess.DEVNULL, stderr=open(tmp / "live-daemon.log", "w"))  # noqa: SIM115
+    ps = psutil.Process(proc.pid)
+    time.sleep(5.0)
+    rng = random.Random(9)
+    written: dict[str, float] = {}
+    rss: list[float] = []
+    chunk = max(1, rate // 100)
+    pos = 20_000
+    injected = 0
+    cpu0 = sum(ps.cpu_times()[:2])
+    t_start = time.monotonic()
+    next_inject = t_start + 1.0
+    with live_log.open("a") as fh:
+        tick = t_start
+        while time.monotonic() - t_start < seconds:
+            block = []
+            for _ in range(chunk):
+                block.append(pool[pos % len(pool)])
+                pos += 1
+            if time.monotonic() >= next_inject:
+                line = novel_line(injected, rng)
+                block.append(line)
+                written[marker(injected)] = -1.0
+                injected += 1
+                next_inject += 2.0
+            fh.write("".join(block))
+            fh.flush()
+            for m, t in written.items():
+                if t < 0:
+                    written[m] = time.time()
+            tick += 0.01
+            delay = tick - time.monotonic()
+            if delay > 0:
+                time.sleep(delay)
+            if int(time.monotonic() * 10) % 20 == 0:
+                rss.append(ps.memory_info().rss / 2**20)
+    live_elapsed = time.monotonic() - t_start
+    cpu_live = sum(ps.cpu_times()[:2]) - cpu0
+    lines_written = pos - 20_000 + injected
+    time.sleep(5.0)  # let the last alerts arrive and the reader catch up
+    latencies = []
+    for m, t in written.items():
+        hits = [rt for rt, body in receiver.received if m in body]
+        if hits:
+            latencies.append(min(hits) - t)
+    cpu1 = sum(ps.cpu_times()[:2])
+    time.sleep(idle)
+    cpu_idle = sum(ps.cpu_times()[:2]) - cpu1
+    rss_idle = ps.memory_info().rss / 2**20
+    proc.terminate()
+    proc.wait(30)
+    latencies.sort()
+    return {
+        "rate": lines_written / live_elapsed, "seconds": live_elapsed, "cpu_pct": 100 * cpu_live / live_elapsed,
+        "cpu_s_per_million": cpu_live / lines_written * 1e6, "injected": injected, "alerted": len(latencies),
+        "p50_latency_s": statistics.median(latencies) if latencies else float("nan"),
+        "p99_latency_s": latencies[min(len(latencies) - 1, int(0.99 * len(latencies)))] if latencies else float("nan"),
+        "rss_steady_mb": statistics.median(rss[len(rss) // 2:]) if rss else rss_idle, "rss_max_mb": max(rss or [rss_idle]),
+        "idle_cpu_pct": 100 * cpu_idle / idle,
+    }
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--lines", type=int, default=1_000_000)
+    ap.add_argument("--rate", type=int, default=20_000)
+    ap.add_argument("--live", type=int, default=60)
+    ap.add_argument("--idle", type=int, default=60)
+    ap.add_argument("--skip-replay", action="store_true")
+    ap.add_argument("--skip-live", action="store_true")
+    args = ap.parse_args()
+    with tempfile.TemporaryDirectory(prefix="lw-e2e-") as d:
+        tmp = Path(d)
+        if not args.skip_replay:
+            r = part_replay(tmp, args.lines)
+            print("\n## Replay through the whole pipeline (one worker thread)\n")
+            print("| what | lines/s per CPU-second | ratio to Drain3 alone |")
+            print("|---|---|---|")
+            print(f"| Drain3 TemplateMiner alone, same messages (anchor) | {r['drain3_lines_per_cpu_s']:,.0f} | 1.0 |")
+            print(f"| logwarden replay, whole pipeline, {r['lines']:,} lines | {r['lines_per_cpu_s']:,.0f} | "
+                  f"{r['lines_per_cpu_s'] / r['drain3_lines_per_cpu_s']:.1f}x |")
+            print(f"\nwall {r['wall_s']:.1f}s ({r['lines_per_wall_s']:,.0f} lines/s wall, sklearn child included), "
+                  f"{r['templates']} templates, {r['alerts']} alerts, {r['stage_errors']} stage errors; "
+                  f"per line all-in: {1e6 / r['lines_per_cpu_s']:.1f} µs; peak RSS "
+                  f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB")
+        if not args.skip_live:
+            lv = part_live(tmp, args.rate, args.live, args.idle)
+            print("\n## Live tailing (`logwarden run` subprocess)\n")
+            print("| metric | measured | target |")
+            print("|---|---|---|")
+            print(f"| write rate | {lv['rate']:,.0f} lines/s for {lv['seconds']:.0f}s | 20,000 |")
+            print(f"| daemon CPU | {lv['cpu_pct']:.1f}% of one core ({lv['cpu_s_per_million']:.1f} CPU-s per 1M lines) | ≤ 30% |")
+            print(f"| new ERROR template → webhook | p50 {lv['p50_latency_s']:.3f}s, p99 {lv['p99_latency_s']:.3f}s "
+                  f"({lv['alerted']}/{lv['injected']} alerted) | p99 ≤ 1 s |")
+            print(f"| RSS | steady {lv['rss_steady_mb']:.0f} MB, max {lv['rss_max_mb']:.0f} MB | ≤ 80 MB |")
+            print(f"| idle CPU ({args.idle}s, no writes) | {lv['idle_cpu_pct']:.3f}% | ≤ 0.2% |")
+
+
+if __name__ == "__main__":
+    main()
