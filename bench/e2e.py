@@ -16,7 +16,6 @@ Then nothing is written for `--idle` seconds: idle CPU.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import random
 import resource
