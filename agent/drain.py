@@ -112,6 +112,8 @@ class _Cluster:
         "leaf",
         "pieces",
         "queued",
+        "returned",
+        "stored",
         "template",
         "tokens",
         "val_at",
@@ -130,6 +132,8 @@ class _Cluster:
         self.bucket = bucket
         self.count = 0
         self.queued = 0
+        self.stored = self.returned = 0
+        """Digit keys a fit hit stored for this cluster, and how many of them came back (key admission)."""
         self.version = 0
         self.alive = True
         self.leaf: _Node | None = None
@@ -231,6 +235,13 @@ _GAP_SEP = "\x02"
 _NONE = ChangeType.NONE
 _NO_FITS: list[Fit] = []
 _CUTS_PER_CLUSTER = 16
+_ADMIT_FREELY = 64
+_ADMIT_RETURN_SHARE = 8
+_ADMIT_SAMPLE = 16
+"""Key admission: a cluster's first 64 fit-answered keys are cached; after that only while more than one in
+8 of them came back, else one in 16 (so a template whose values turn repetitive is noticed again). A
+template whose values never repeat (request ids, hashes, names) then stops filling the cache with keys
+that cost memory and an insert and are never looked up again."""
 
 
 def render(tokens: list[str], gaps: list[str], message: list[str] | None = None) -> tuple[str, Plan | None]:
@@ -397,6 +408,7 @@ class Drain:
                         params = None
                     else:
                         params = m.groups()
+                        c.returned += 1
                         if c.digit_free:  # the key came back: from now on cut it at fixed offsets
                             cut = self._key_for(c, m.regs[1:], one_off=False)
                             if cut is not None:
@@ -422,9 +434,14 @@ class Drain:
                 c = fit.cluster
                 fits += 1
                 c.count += 1
-                if len(keys) >= room:
-                    keys.clear()
-                keys[key] = fit  # nothing kept per line but the key's bytes; the regex verifies a hit
+                stored = c.stored
+                if stored < _ADMIT_FREELY or c.returned * _ADMIT_RETURN_SHARE > stored or not stored % _ADMIT_SAMPLE:
+                    c.stored = stored + 1
+                    if len(keys) >= room:
+                        keys.clear()
+                    keys[key] = fit  # nothing kept per line but the key's bytes; the regex verifies a hit
+                else:
+                    c.stored = stored + 1  # counted, so every _ADMIT_SAMPLE-th key still gets a chance
                 append(new(Match, ((owners(c.key) or self._claim(c)).id, c.template, m.groups(), _NONE, c.id)))
                 continue
             append(self._learn(message, key))

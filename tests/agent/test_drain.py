@@ -275,3 +275,18 @@ def test_a_value_holding_the_next_literals_first_character_still_fits() -> None:
     other = d.add("10.1.2.3:4000:Got nothing while serving blk_123456789 to /10.0.0.1:")
     assert fill(other.template, other.params) == "10.1.2.3:4000:Got nothing while serving blk_123456789 to /10.0.0.1:"
     assert other.cluster_id != out[0].cluster_id
+
+
+def test_keys_of_a_template_whose_values_never_repeat_stop_filling_the_cache() -> None:
+    d = Drain()
+    rng = random.Random(11)
+    hexes = [f"request a{rng.getrandbits(44):011x} done in {rng.randint(1, 9)} ms" for _ in range(2000)]
+    out = d.add_many(hexes)
+    assert [fill(m.template, m.params) for m in out] == hexes and len({m.cluster_id for m in out}) == 1
+    unique_keys = d.stats()["key_cache_size"]
+    assert unique_keys < 300  # 64 admitted freely, then one in 16
+    users = ["alice", "bob", "carol"]
+    repeats = [f"login by {rng.choice(users)} from gate {rng.randint(1, 9)}" for _ in range(2000)]
+    out = d.add_many(repeats)
+    assert [fill(m.template, m.params) for m in out] == repeats
+    assert d.stats()["key_hits"] > 1800  # values that repeat keep being answered by their keys
