@@ -30,10 +30,11 @@ from agent.sequence import (
     UNKNOWN_SCORE,
     Encoder,
     IntArray,
+    SeenTransitions,
     Vocabulary,
     next_event_windows,
-    rank_scores,
     score_next_event,
+    score_positions,
 )
 from agent.types import Evidence, TemplateEvidence, Window
 
@@ -63,6 +64,7 @@ class NextEventModel:
         self.scorer = OnnxScorer(bundle)
         self.top_g = bundle.threshold.value
         self.batch_size = 256
+        self.seen = _seen_transitions(bundle, self.history)
 
     @property
     def threshold(self) -> float:
@@ -79,7 +81,7 @@ class NextEventModel:
 
     def score_windows(self, windows: Sequence[Window]) -> WindowScores:
         scores = score_next_event(self._predict, self.encode(windows), self.history, bounded=self.bounded,
-                                  batch_size=self.batch_size)
+                                  batch_size=self.batch_size, seen=self.seen)
         return WindowScores(score=scores.session)
 
     def explain(self, window: Window, top: int = 3, max_samples: int = 3) -> Evidence:
@@ -89,7 +91,7 @@ class NextEventModel:
         if len(windows) == 0:
             return Evidence()
         logits = np.asarray(self._predict(windows.history), dtype=np.float64)
-        scores = rank_scores(logits, windows.target)
+        scores = score_positions(logits, windows, self.seen)
         offset = 1 if self.bounded else 0
         rows: list[TemplateEvidence] = []
         params: dict[str, str] = {}
@@ -114,6 +116,26 @@ class NextEventModel:
             text = window.templates.get(tid, f"template {tid}")
             return tid, (f"{text} (never seen in training)" if token == UNK else text)
         return -1, "end of session" if event_index >= len(window.events) else "start of session"
+
+
+def _seen_transitions(bundle: Bundle, history: int) -> SeenTransitions | None:
+    """The bundle's allowlist of normal transitions; bundles written before it have none (plain top-g)."""
+    doc = bundle.model.get("seen_transitions")
+    if doc is None:
+        return None
+    if not isinstance(doc, dict):
+        raise BundleError(str(bundle.path), "model.seen_transitions", "must be an object or null")
+    name = _field(bundle, doc, "file", str, "seen_transitions.")
+    context = int(_field(bundle, doc, "context", int, "seen_transitions."))
+    if not 0 <= context <= history:
+        raise BundleError(str(bundle.path), "model.seen_transitions.context", f"must be within 0..{history}")
+    data = bundle.files.get(name)
+    if data is None:
+        raise BundleError(str(bundle.path), "model.seen_transitions.file", f"{name!r} is not among the bundle's files")
+    try:
+        return SeenTransitions.from_bytes(data, context)
+    except ValueError as exc:
+        raise BundleError(str(bundle.path), f"files.{name}", str(exc)) from None
 
 
 class AutoencoderModel:

@@ -15,7 +15,9 @@ Scores follow DeepLog's top-g rule and stay continuous for ROC-AUC: at each posi
 gets `(rank - 1) + (1 - p)`, with rank 1 = the most likely prediction and p its softmax probability. That
 value exceeds g exactly when the event is not among the top-g predictions, so `score > g` *is* the top-g
 rule, and a session's score is the maximum over its positions. An unknown key scores `UNKNOWN_SCORE`,
-above any rank.
+above any rank. A position whose exact transition (its last few tokens -> the event) occurred in normal
+training data counts as predicted whatever its rank (`SeenTransitions`), so rare-but-normal continuations
+stop deciding g.
 """
 
 from __future__ import annotations
@@ -213,6 +215,84 @@ def per_owner_max(values: FloatArray, owner: IntArray, n: int, *, empty: float =
     return out
 
 
+_MIX1 = np.uint64(0xBF58476D1CE4E5B9)
+_MIX2 = np.uint64(0x94D049BB133111EB)
+_GOLDEN = np.uint64(0x9E3779B97F4A7C15)
+TRANSITIONS_FILE = "transitions.u64"
+TRANSITIONS_HASH = "splitmix64 chain over the last `context` history tokens, then the target (little-endian uint64, sorted)"
+
+
+def _transition_hashes(windows: NextEventBatch, context: int) -> npt.NDArray[np.uint64]:
+    """One 64-bit fingerprint per (last `context` tokens -> target) transition, vectorised per column.
+
+    A fingerprint instead of the tokens themselves keeps the bundle's allowlist at 8 bytes a transition;
+    at the sizes a log vocabulary produces (< 1e6 transitions) a 64-bit collision is out of reach.
+    """
+    cols = [windows.history[:, windows.history.shape[1] - context + j] for j in range(context)] if context else []
+    h = np.zeros(len(windows), dtype=np.uint64)
+    for col in [*cols, windows.target]:
+        h = h + _GOLDEN + col.astype(np.uint64)
+        h = (h ^ (h >> np.uint64(30))) * _MIX1
+        h = (h ^ (h >> np.uint64(27))) * _MIX2
+        h = h ^ (h >> np.uint64(31))
+    return h
+
+
+@dataclass(frozen=True, slots=True)
+class SeenTransitions:
+    """Transitions (the last `context` tokens -> the next token) that occurred in normal training data.
+
+    The top-g rule alone needs one g for every context: a g small enough to catch a broken order also
+    flags every rare-but-normal continuation (a timeout branch seen three times in training ranks below
+    the common ones). An event whose exact transition was seen in normal data therefore counts as
+    predicted whatever its rank; a broken order creates transitions never seen, so it still scores by
+    rank. Training (choosing g) and serving both apply it through `score_positions`.
+    """
+
+    context: int
+    hashes: npt.NDArray[np.uint64]
+    """Sorted, unique fingerprints."""
+
+    @classmethod
+    def fit(cls, windows: NextEventBatch, context: int) -> SeenTransitions:
+        if not 0 <= context <= windows.history.shape[1]:
+            raise ValueError(f"seen-transition context {context} must be within 0..{windows.history.shape[1]}")
+        return cls(context, np.unique(_transition_hashes(windows, context)))
+
+    def __len__(self) -> int:
+        return int(self.hashes.shape[0])
+
+    def contains(self, windows: NextEventBatch) -> npt.NDArray[np.bool_]:
+        if len(windows) == 0 or self.hashes.shape[0] == 0 or windows.history.shape[1] < self.context:
+            return np.zeros(len(windows), dtype=bool)
+        h = _transition_hashes(windows, self.context)
+        at = np.minimum(np.searchsorted(self.hashes, h), self.hashes.shape[0] - 1)
+        found: npt.NDArray[np.bool_] = self.hashes[at] == h
+        return found
+
+    def to_bytes(self) -> bytes:
+        return self.hashes.astype("<u8").tobytes()
+
+    @classmethod
+    def from_bytes(cls, data: bytes, context: int) -> SeenTransitions:
+        if len(data) % 8:
+            raise ValueError(f"{len(data)} bytes is not a whole number of uint64 fingerprints")
+        hashes = np.frombuffer(data, dtype="<u8").astype(np.uint64)
+        if hashes.shape[0] > 1 and not bool((hashes[1:] > hashes[:-1]).all()):
+            raise ValueError("fingerprints must be sorted and unique")
+        return cls(context, hashes)
+
+
+def score_positions(logits: npt.NDArray[np.floating[Any]], windows: NextEventBatch,
+                    seen: SeenTransitions | None) -> FloatArray:
+    """Rank scores of every position, with seen transitions counted as predicted (rank 1: `1 - p` < 1 <= g)."""
+    score = rank_scores(logits, windows.target)
+    if seen is not None and len(windows):
+        hit = seen.contains(windows) & (windows.target != UNK)
+        score[hit] = score[hit] % 1.0  # the (1 - p) part: scored as if ranked first
+    return score
+
+
 Predict = Callable[[IntArray], npt.NDArray[np.float32]]
 """A next-event model: [B, h] int64 histories → [B, vocabulary] float32 logits (onnxruntime or torch)."""
 
@@ -234,6 +314,7 @@ def score_next_event(
     *,
     bounded: bool,
     batch_size: int = 256,
+    seen: SeenTransitions | None = None,
 ) -> NextEventScores:
     """Session score = max over positions of the observed event's rank score (see the module docstring).
 
@@ -250,7 +331,7 @@ def score_next_event(
         logits = np.concatenate(
             [predict(np.ascontiguousarray(uniq[s : s + batch_size])) for s in range(0, uniq.shape[0], batch_size)]
         )
-        pos = rank_scores(logits[inverse], windows.target)
+        pos = score_positions(logits[inverse], windows, seen)
     session = per_owner_max(pos, windows.owner, len(sequences))
     # An unknown key anywhere (also where it is never a target, e.g. the only event of an unbounded window)
     # makes the whole sequence anomalous.

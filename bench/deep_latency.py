@@ -51,7 +51,7 @@ def measure(name: str, net: Any, path: Path, args: argparse.Namespace, rng: np.r
     import onnxruntime as ort
 
     h, v = args.history, args.vocab
-    net.eval()
+    net.train(False)
     export_onnx(net, (torch.randint(1, v, (2, h)),), path, input_names=["history"], output_names=["logits"],
                 dynamic={"history": {0: ("batch", 1, 1 << 20), 1: ("seq", 1, h)}})
     sess = ort.InferenceSession(str(path), sess_options=session_options(), providers=["CPUExecutionProvider"])

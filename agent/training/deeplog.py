@@ -106,6 +106,7 @@ def train(data: TrainingData, out: Path, args: argparse.Namespace) -> Path:
         top_g=getattr(args, "top_g", None),
         quantile=float(getattr(args, "quantile", None) or 0.99),
         bounded=data.window.type == "session",
+        seen_context=getattr(args, "seen_context", None),
         fit=fit_options_from_args(args),
     )
     with tempfile.TemporaryDirectory(prefix="logwarden-deeplog-") as tmp:

@@ -21,7 +21,17 @@ import numpy as np
 
 from agent.bundle import OnnxInfo, Threshold, new_manifest, write_bundle
 from agent.features import fit_feature_spec
-from agent.sequence import UNKNOWN_SCORE, Encoder, IntArray, Vocabulary, next_event_windows, score_next_event
+from agent.sequence import (
+    TRANSITIONS_FILE,
+    TRANSITIONS_HASH,
+    UNKNOWN_SCORE,
+    Encoder,
+    IntArray,
+    SeenTransitions,
+    Vocabulary,
+    next_event_windows,
+    score_next_event,
+)
 from agent.training.torch_common import (
     FitOptions,
     FitResult,
@@ -55,6 +65,9 @@ class NextEventOptions:
     """Sessions with real begin and end (session windows): BOS/EOS become predicted events."""
     weight_power: float = 1.0
     """Training rows weigh count ** weight_power (1 = plain cross-entropy over all windows)."""
+    seen_context: int | None = None
+    """Tokens of context of the seen-transition allowlist (`agent.sequence.SeenTransitions`): None = the
+    whole history, 0 = off (the plain top-g rule)."""
     fit: FitOptions = field(default_factory=FitOptions)
 
 
@@ -67,6 +80,8 @@ class NextEventResult:
     fit: FitResult
     parity_error: float
     summary: dict[str, Any]
+    seen: SeenTransitions | None = None
+    """Transitions of every normal session (training and held-out), for serving."""
 
 
 NetFactory = Callable[[int], Any]
@@ -131,7 +146,13 @@ def train_next_event(
 
     predict = _onnx_predict(onnx_path)
     held = [encoded[i] for i in hold_idx]
-    hold_scores = score_next_event(predict, held, options.history, bounded=options.bounded).session
+    context = options.history if options.seen_context is None else options.seen_context
+    # g is chosen with the allowlist of the training part only: the held-out sessions stand for normal
+    # traffic the allowlist has not seen. The bundle then serves the allowlist of all normal sessions,
+    # which can only lower scores, so g stays on the safe side.
+    train_seen = SeenTransitions.fit(train_w, context) if context else None
+    hold_scores = score_next_event(predict, held, options.history, bounded=options.bounded, seen=train_seen).session
+    seen = SeenTransitions.fit(next_event_windows(encoded, options.history, bounded=options.bounded), context) if context else None
     if options.top_g is not None:
         g, method = options.top_g, "top-g (given)"
     else:
@@ -152,8 +173,9 @@ def train_next_event(
         "exporter": exporter,
         "holdout_score_quantiles": _quantiles(hold_scores),
         "holdout_flagged": int((hold_scores > g).sum()),
+        "seen_transitions": len(seen) if seen is not None else 0,
     }
-    return NextEventResult(onnx_path, vocabulary, g, method, result, parity, summary)
+    return NextEventResult(onnx_path, vocabulary, g, method, result, parity, summary, seen)
 
 
 def _quantiles(scores: np.ndarray[Any, Any]) -> dict[str, float]:
@@ -191,7 +213,11 @@ def write_next_event_bundle(
             "vocabulary": result.vocabulary.to_json(),
         },
         "top_g": result.top_g,
-        "score": "max over positions of (rank - 1) + (1 - p) of the observed event; unknown key scores 1e6",
+        "seen_transitions": None if result.seen is None else {
+            "file": TRANSITIONS_FILE, "context": result.seen.context, "count": len(result.seen), "hash": TRANSITIONS_HASH,
+        },
+        "score": ("max over positions of (rank - 1) + (1 - p) of the observed event, (1 - p) when its transition is in "
+                  "seen_transitions; unknown key scores 1e6"),
         "parity_max_abs_error": result.parity_error,
         "seed": options.fit.seed,
         "threads": options.fit.threads,
@@ -208,4 +234,7 @@ def write_next_event_bundle(
         drain_snapshot=data.drain_snapshot,
         preprocessing={"sequence": "agent.sequence (vocabulary and history in model.sequence)"},
     )
-    return write_bundle(out, result.onnx_path.read_bytes(), manifest, data.extra_files)
+    extra = dict(data.extra_files)
+    if result.seen is not None:
+        extra[TRANSITIONS_FILE] = result.seen.to_bytes()
+    return write_bundle(out, result.onnx_path.read_bytes(), manifest, extra)

@@ -150,12 +150,12 @@ def _batches(n: int, batch_size: int, order: Sequence[int] | None) -> Iterator[S
 
 
 def evaluate_loss(model: Any, loss_fn: LossFn, tensors: Sequence[torch.Tensor], batch_size: int) -> float:
-    """Mean loss over a data set, weighted by batch size; the model is left in eval mode."""
+    """Mean loss over a data set, weighted by batch size; the model is left in inference mode."""
     torch = require_torch()
     n = int(tensors[0].shape[0])
     if n == 0:
         return math.nan
-    model.eval()
+    model.train(False)
     total = 0.0
     with torch.no_grad():
         for idx in _batches(n, batch_size, None):
@@ -222,7 +222,7 @@ def fit(
         if time.monotonic() - started > options.max_seconds:
             break
     model.load_state_dict(best_state)
-    model.eval()
+    model.train(False)
     result.seconds = time.monotonic() - started
     progress.done(f"stopped after epoch {result.epochs_run}, best epoch {result.best_epoch} "
                   f"(val {result.best_val_loss:.4f}) in {result.seconds:.1f}s")
@@ -302,7 +302,7 @@ def export_onnx(
         {axis: Dim(dim_name, min=lo, max=hi) for axis, (dim_name, lo, hi) in dynamic.get(name, {}).items()} or None
         for name in input_names
     )
-    model.eval()
+    model.train(False)
     torch._dynamo.reset()
     with _quiet_exporter():
         try:
@@ -352,7 +352,7 @@ def check_parity(
     sess = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
     names = [i.name for i in sess.get_inputs()]
     worst = 0.0
-    model.eval()
+    model.train(False)
     for feed in inputs:
         with torch.no_grad():
             ref = model(*[torch.from_numpy(feed[n]) for n in names])

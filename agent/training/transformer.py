@@ -124,6 +124,7 @@ def train(data: TrainingData, out: Path, args: argparse.Namespace) -> Path:
         top_g=getattr(args, "top_g", None),
         quantile=float(getattr(args, "quantile", None) or 0.99),
         bounded=data.window.type == "session",
+        seen_context=getattr(args, "seen_context", None),
         # Attention layers were noisier than the LSTM at 3e-3 (early stopping fired before the ranks
         # settled): HDFS F1 at the chosen g went 0.78 -> 0.96 with 1e-3 and more patience.
         fit=fit_options_from_args(args, learning_rate=1e-3, patience=8),
