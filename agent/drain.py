@@ -125,7 +125,7 @@ class _Cluster:
         "words",
     )
 
-    def __init__(self, cid: int, tokens: list[str], gaps: list[str], bucket: str) -> None:
+    def __init__(self, cid: int, tokens: list[str], gaps: list[str], bucket: str, template: str | None = None) -> None:
         self.id = cid
         self.tokens = tokens
         self.gaps = gaps
@@ -147,7 +147,7 @@ class _Cluster:
         self.word_vals: tuple[str, ...] = ()
         self.val_vals: tuple[str, ...] = ()
         self.glue_vals: tuple[str, ...] = ()
-        self.set_template(render(tokens, gaps)[0])
+        self.set_template(render(tokens, gaps)[0] if template is None else template)
 
     def set_template(self, template: str) -> None:
         """The group key ignores how much whitespace separates words and reads an empty bracket or quote
@@ -420,7 +420,7 @@ class Drain:
                     append(new(Match, ((owners(c.key) or self._claim(c)).id, c.template, params, _NONE, c.id)))
                     continue
             fit = None
-            word = message.lstrip().partition(" ")[0]
+            word = message.partition(" ")[0]  # leading whitespace gives "", which find() then retries
             for cand in first_word(word, _NO_FITS):
                 m = cand.regex.fullmatch(message)
                 if m is not None and cand.version == cand.cluster.version:
@@ -468,12 +468,13 @@ class Drain:
             bucket = _GAP_SEP.join(gaps)
             found_c = self._best(bucket, tokens, exact=False)
             if found_c is None:
-                c = self._create(tokens, gaps, bucket)
+                text, plan = render(tokens, gaps, tokens)  # the text does not depend on the message
+                c = self._create(tokens, gaps, bucket, text)
                 change = ChangeType.CREATED
             else:
                 c = found_c
                 change = self._merge(c, tokens)
-            _text, plan = render(c.tokens, c.gaps, tokens)
+                plan = render(c.tokens, c.gaps, tokens)[1]
             self._remember(shape, c, plan)
         c.count += 1
         c.queued = c.count
@@ -627,10 +628,10 @@ class Drain:
                 differ += 1
         return differ * 2 <= c.words + len(c.val_vals)
 
-    def _create(self, tokens: list[str], gaps: list[str], bucket: str) -> _Cluster:
+    def _create(self, tokens: list[str], gaps: list[str], bucket: str, template: str) -> _Cluster:
         if len(self._lru) >= self.config.max_clusters:
             self._evict_oldest()
-        c = _Cluster(self._next_id, tokens, gaps, bucket)
+        c = _Cluster(self._next_id, tokens, gaps, bucket, template)
         self._next_id += 1
         self._place(c)
         self.counters.created += 1
