@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -14,6 +15,7 @@ from agent.sequence import (
     UNK,
     UNKNOWN_SCORE,
     Encoder,
+    SeenTransitions,
     Vocabulary,
     next_event_windows,
     pad_batch,
@@ -90,3 +92,40 @@ def test_pad_batch_cuts_long_sequences_into_chunks_owned_by_their_session() -> N
     assert rows.tolist() == [[1, 2], [3, 4], [5, PAD], [7, PAD]]
     assert owner.tolist() == [0, 0, 0, 1]
     assert per_owner_max(np.asarray([1.0, 3.0, 2.0, 0.5]), owner, 3, empty=-1.0).tolist() == [3.0, 0.5, -1.0]
+
+
+def _favours_token_5(x: np.ndarray) -> np.ndarray:
+    """A model that always predicts token 5 first, 6 second, 7 third."""
+    z = np.zeros((x.shape[0], 8), dtype=np.float32)
+    z[:, 5], z[:, 6], z[:, 7] = 3.0, 2.0, 1.0
+    return z
+
+
+def test_a_transition_seen_in_normal_data_counts_as_predicted_whatever_its_rank() -> None:
+    normal = [np.asarray([5, 7, 6], dtype=np.int64)]
+    seen = SeenTransitions.fit(next_event_windows(normal, 2, bounded=False), 2)
+    assert len(seen) == 2  # (PAD 5 -> 7), (5 7 -> 6)
+    plain = score_next_event(_favours_token_5, normal, 2, bounded=False).session[0]
+    allowed = score_next_event(_favours_token_5, normal, 2, bounded=False, seen=seen).session[0]
+    assert plain > 2.0 and allowed < 1.0
+    # the same events in another order make transitions never seen: scored by rank again
+    swapped = [np.asarray([5, 6, 7], dtype=np.int64)]
+    assert score_next_event(_favours_token_5, swapped, 2, bounded=False, seen=seen).session[0] > 2.0
+    # a shorter context forgets what came before: (7 -> 6) is seen after any history
+    short = SeenTransitions.fit(next_event_windows(normal, 2, bounded=False), 1)
+    other = [np.asarray([7, 6], dtype=np.int64)]
+    assert score_next_event(_favours_token_5, other, 2, bounded=False, seen=short).session[0] < 1.0
+    assert score_next_event(_favours_token_5, other, 2, bounded=False, seen=seen).session[0] > 1.0
+
+
+def test_seen_transitions_round_trip_and_refuse_bad_bytes() -> None:
+    seqs = [np.asarray([4, 5, 6, 4, 5], dtype=np.int64), np.asarray([6, 6], dtype=np.int64)]
+    seen = SeenTransitions.fit(next_event_windows(seqs, 3, bounded=True), 3)
+    back = SeenTransitions.from_bytes(seen.to_bytes(), 3)
+    assert back.hashes.tolist() == seen.hashes.tolist() and len(back) == len(seen) > 0
+    with pytest.raises(ValueError, match="whole number"):
+        SeenTransitions.from_bytes(b"\x00" * 7, 3)
+    with pytest.raises(ValueError, match="sorted"):
+        SeenTransitions.from_bytes(seen.to_bytes()[::-1], 3)
+    with pytest.raises(ValueError, match="context"):
+        SeenTransitions.fit(next_event_windows(seqs, 3, bounded=True), 4)

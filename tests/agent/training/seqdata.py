@@ -9,6 +9,8 @@ from __future__ import annotations
 import random
 from pathlib import Path
 
+import pytest
+
 
 def normal_sessions(n: int, seed: int = 0) -> list[list[str]]:
     rng = random.Random(seed)
@@ -39,7 +41,36 @@ def write_sessions(path: Path, sessions: list[list[str]]) -> Path:
     return path
 
 
+# One torch thread: on a shared 2-core machine two threads spin against each other on these tiny batches
+# (a 12-epoch fit took 13 s with 2 threads, 0.6 s with 1, to the same weights).
 TINY_LSTM = ["--history", "4", "--embed-dim", "8", "--hidden", "16", "--layers", "1", "--epochs", "40",
-             "--batch-size", "16", "--learning-rate", "0.01", "--patience", "6"]
+             "--batch-size", "16", "--learning-rate", "0.01", "--patience", "6", "--threads", "1"]
 TINY_TRANSFORMER = ["--history", "4", "--d-model", "16", "--heads", "2", "--layers", "1", "--ff", "32",
-                    "--epochs", "40", "--batch-size", "16", "--learning-rate", "0.01", "--patience", "6"]
+                    "--epochs", "40", "--batch-size", "16", "--learning-rate", "0.01", "--patience", "6", "--threads", "1"]
+SHARED_SEED = "7"
+
+
+def shared_train_args(model: str, train: Path, out: Path) -> list[str]:
+    """The `logwarden train` command of the shared bundle of `model` (also used to retrain it for determinism)."""
+    tiny = TINY_LSTM if model == "deeplog" else TINY_TRANSFORMER
+    return ["train", "--model", model, "--sessions", str(train), "--out", str(out), "--seed", SHARED_SEED, *tiny]
+
+
+_SHARED: dict[str, Path] = {}
+
+
+def shared_bundle(factory: pytest.TempPathFactory, model: str) -> Path:
+    """One tiny next-event bundle per model for the whole test session, trained on first use.
+
+    Training and exporting is the slow part of every sequence-model test; the tests that only read a bundle
+    (scoring, explanation, evaluate, the detector plugin) share this one. Nothing may write into it.
+    """
+    if model not in _SHARED:
+        from agent.cli import main
+
+        tmp = factory.mktemp(f"shared-{model}")
+        train = write_sessions(tmp / "normal.txt", normal_sessions(300, seed=1))
+        out = tmp / "bundle"
+        assert main(shared_train_args(model, train, out)) == 0
+        _SHARED[model] = out
+    return _SHARED[model]

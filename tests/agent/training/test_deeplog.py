@@ -14,8 +14,15 @@ from agent.cli import main
 from agent.scoring import open_window_model
 from agent.sessions import session_windows
 from agent.training.deeplog import build_autoencoder
-from agent.training.torch_common import TrainExtraMissing, check_parity, export_onnx, require_torch
-from tests.agent.training.seqdata import BROKEN, TINY_LSTM, UNKNOWN, normal_sessions, write_sessions
+from agent.training.torch_common import ExportMismatch, TrainExtraMissing, check_parity, export_onnx, require_torch
+from tests.agent.training.seqdata import (
+    BROKEN,
+    UNKNOWN,
+    normal_sessions,
+    shared_bundle,
+    shared_train_args,
+    write_sessions,
+)
 
 
 def test_autoencoder_export_matches_torch(tmp_path: Path) -> None:
@@ -29,15 +36,15 @@ def test_autoencoder_export_matches_torch(tmp_path: Path) -> None:
     feeds = [{"intervals": rng.normal(size=s).astype(np.float32)} for s in ((1, 4, 5), (6, 9, 5), (2, 1, 5))]
     assert check_parity(net, path, feeds) <= 1e-4
     assert not (tmp_path / "ae.onnx.data").exists()  # one file, no external data
+    with torch.no_grad():
+        next(net.parameters()).add_(0.5)  # the torch model drifts from the exported one
+    with pytest.raises(ExportMismatch):
+        check_parity(net, path, feeds)
 
 
 @pytest.fixture(scope="module")
 def bundle_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    tmp = tmp_path_factory.mktemp("deeplog")
-    train = write_sessions(tmp / "normal.txt", normal_sessions(300, seed=1))
-    out = tmp / "bundle"
-    assert main(["train", "--model", "deeplog", "--sessions", str(train), "--out", str(out), "--seed", "7", *TINY_LSTM]) == 0
-    return out
+    return shared_bundle(tmp_path_factory, "deeplog")
 
 
 def test_trained_bundle_flags_broken_order_truncation_and_unknown_keys(bundle_dir: Path) -> None:
@@ -46,6 +53,8 @@ def test_trained_bundle_flags_broken_order_truncation_and_unknown_keys(bundle_di
     # the trainer compared torch and onnxruntime on random histories of several batch sizes and lengths
     assert bundle.model["parity_max_abs_error"] <= 1e-4
     assert bundle.threshold.value == bundle.model["top_g"] >= 1
+    seen = bundle.model["seen_transitions"]
+    assert seen["context"] == 4 and len(bundle.files[seen["file"]]) == 8 * seen["count"] > 0
     model = open_window_model(bundle)
     normal, _ = session_windows(normal_sessions(200, seed=2), 1000)
     broken, _ = session_windows(BROKEN + UNKNOWN, 1000)
@@ -91,7 +100,7 @@ def test_evaluate_prints_one_json_object_and_writes_the_report(
 def test_same_seed_gives_the_same_model(bundle_dir: Path, tmp_path: Path) -> None:
     train = write_sessions(tmp_path / "normal.txt", normal_sessions(300, seed=1))
     out = tmp_path / "again"
-    assert main(["train", "--model", "deeplog", "--sessions", str(train), "--out", str(out), "--seed", "7", *TINY_LSTM]) == 0
+    assert main(shared_train_args("deeplog", train, out)) == 0
     assert (out / "model.onnx").read_bytes() == (bundle_dir / "model.onnx").read_bytes()
 
 

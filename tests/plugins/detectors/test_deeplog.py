@@ -6,22 +6,17 @@ from pathlib import Path
 
 import pytest
 
-from agent.cli import main
 from agent.clock import ManualClock
 from agent.plugin import PluginContext
 from agent.schema import Duration
 from agent.types import Record
 from plugins.detectors.deeplog import DeepLogDetector, SequenceDetectorConfig
-from tests.agent.training.seqdata import TINY_LSTM, normal_sessions, write_sessions
+from tests.agent.training.seqdata import shared_bundle
 
 
 @pytest.fixture(scope="module")
 def bundle_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    tmp = tmp_path_factory.mktemp("deeplog-detector")
-    train = write_sessions(tmp / "normal.txt", normal_sessions(300, seed=11))
-    out = tmp / "bundle"
-    assert main(["train", "--model", "deeplog", "--sessions", str(train), "--out", str(out), "--seed", "1", *TINY_LSTM]) == 0
-    return out
+    return shared_bundle(tmp_path_factory, "deeplog")
 
 
 def records(session: str, keys: list[int], t0: float) -> list[Record]:
