@@ -19,7 +19,7 @@ def add_arguments(group: argparse._ArgumentGroup) -> None:
                        help="An event outside the top-g predictions is anomalous (default: chosen from held-out normal sessions).")
     group.add_argument("--seen-context", type=int, default=None, metavar="K",
                        help="An event whose transition (last K events -> it) occurred in normal training data counts as "
-                            "predicted whatever its rank; 0 turns this off (default: the whole history).")
+                            "predicted whatever its rank; 0 turns this off (default 4, at most --history).")
     group.add_argument("--quantile", type=float, default=None,
                        help="Share of held-out normal sessions the threshold (g) must pass (default 0.99).")
     group.add_argument("--epochs", type=int, default=None, help="Most epochs (early stopping usually ends sooner; default 60).")

@@ -28,6 +28,7 @@ from agent.features import featurize, fit_feature_spec
 from agent.sequence import PAD
 from agent.training import TrainingData, TrainingError
 from agent.training.next_event import NextEventOptions, train_next_event, write_next_event_bundle
+from agent.training.next_event import seen_context_from_args as _seen_context
 from agent.training.torch_common import (
     FitOptions,
     Progress,
@@ -106,7 +107,7 @@ def train(data: TrainingData, out: Path, args: argparse.Namespace) -> Path:
         top_g=getattr(args, "top_g", None),
         quantile=float(getattr(args, "quantile", None) or 0.99),
         bounded=data.window.type == "session",
-        seen_context=getattr(args, "seen_context", None),
+        seen_context=_seen_context(args),
         fit=fit_options_from_args(args),
     )
     with tempfile.TemporaryDirectory(prefix="logwarden-deeplog-") as tmp:
