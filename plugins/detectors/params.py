@@ -27,7 +27,7 @@ from agent.schema import Duration, opt
 from agent.state import read_json_state, set_aside, write_json_atomic
 from agent.types import Evidence, Record, Score, Severity, TemplateEvidence
 from plugins.detectors.paramslots import BIN, FOLD_AT, Slot, from_bin, quantile, show, slot_name, spread
-from plugins.detectors.timebuckets import BucketClock
+from plugins.detectors.timebuckets import BucketClock, SaveThrottle
 
 log = structlog.get_logger("logwarden.detector.params")
 
@@ -99,8 +99,7 @@ class ParamsDetector:
         self._learn_until: float | None = None
         self._partial: int | None = None
         self._pending: list[Score] = []
-        self._dirty = False
-        self._last_save = ctx.clock.monotonic()
+        self._saver = SaveThrottle(ctx.clock, config.save_interval.seconds, self._save)
         self._decay = 0.5 ** (config.bucket.seconds / config.halflife.seconds) if config.halflife.seconds > 0 else 1.0
         self._clock = BucketClock(config.bucket.seconds, config.delay.seconds, config.max_gap.seconds, self._close)
         self._load()
@@ -158,14 +157,12 @@ class ParamsDetector:
 
     def tick(self, now: float) -> list[Score]:
         self._clock.tick(now)
-        if self._dirty and self.ctx.clock.monotonic() - self._last_save >= self.config.save_interval.seconds:
-            self._save()
+        self._saver.maybe_save()
         return self._take()
 
     def close(self) -> list[Score]:
         """Save; the open bucket is partial (a stop or the end of a replay), so it is not scored."""
-        if self._dirty:
-            self._save()
+        self._saver.flush()
         return self._take()
 
     def stats(self) -> dict[str, float]:
@@ -216,7 +213,7 @@ class ParamsDetector:
                 if not skip:
                     slot.learn(_ANOMALY_WEIGHT if score is not None else 1.0, self._decay)
                 slot.reset_bucket()
-        self._dirty = True
+        self._saver.changed()
 
     def _judge(self, tid: int, tpl: _Template, i: int, slot: Slot, start: float, end: float) -> Score | None:
         if slot.kind == "numeric":
@@ -290,8 +287,6 @@ class ParamsDetector:
                      for tid, t in self._templates.items()}
         write_json_atomic(self._path, STATE_KIND, 1, {"bucket_s": self.config.bucket.seconds,
                                                       "learn_until": self._learn_until, "templates": templates})
-        self._dirty = False
-        self._last_save = self.ctx.clock.monotonic()
 
     def _load(self) -> None:
         if not self._path.exists():

@@ -12,6 +12,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from agent.clock import Clock
+
 
 @dataclass(slots=True)
 class BucketStats:
@@ -75,3 +77,33 @@ class BucketClock:
             self._close(i)
             self.counters.closed += 1
         self.current = b
+
+
+class SaveThrottle:
+    """Writes a detector's baseline when it changed, at most every `interval_s`, and always on `flush`.
+
+    Baselines change with every closed bucket; writing them that often would put an fsync on the worker
+    several times a minute for no gain, while losing more than `interval_s` of learning to a crash is cheap.
+    """
+
+    __slots__ = ("_clock", "_dirty", "_interval_s", "_last", "_write")
+
+    def __init__(self, clock: Clock, interval_s: float, write: Callable[[], None]) -> None:
+        self._clock = clock
+        self._interval_s = interval_s
+        self._write = write
+        self._dirty = False
+        self._last = clock.monotonic()
+
+    def changed(self) -> None:
+        self._dirty = True
+
+    def maybe_save(self) -> None:
+        if self._dirty and self._clock.monotonic() - self._last >= self._interval_s:
+            self.flush()
+
+    def flush(self) -> None:
+        if self._dirty:
+            self._write()
+            self._dirty = False
+            self._last = self._clock.monotonic()

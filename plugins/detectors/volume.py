@@ -29,7 +29,7 @@ from agent.plugin import PluginContext
 from agent.schema import Duration, opt
 from agent.state import read_json_state, set_aside, write_json_atomic
 from agent.types import Evidence, Record, Score, Severity, TemplateEvidence
-from plugins.detectors.timebuckets import BucketClock
+from plugins.detectors.timebuckets import BucketClock, SaveThrottle
 
 log = structlog.get_logger("logwarden.detector.volume")
 
@@ -125,8 +125,7 @@ class VolumeDetector:
         self._partial: int | None = None
         """The first bucket after a start or restore holds only part of its lines: neither judged nor learned."""
         self._pending: list[Score] = []
-        self._dirty = False
-        self._last_save = ctx.clock.monotonic()
+        self._saver = SaveThrottle(ctx.clock, config.save_interval.seconds, self._save)
         self._by = tuple(config.group_by)
         self._by_source, self._by_component, self._by_tag = (f in self._by for f in ("source", "component", "tag"))
         self._clock = BucketClock(config.bucket.seconds, config.delay.seconds, config.max_gap.seconds, self._close)
@@ -218,14 +217,12 @@ class VolumeDetector:
             self._partial = self._clock.current
         else:
             self._clock.tick(now)
-        if self._dirty and self.ctx.clock.monotonic() - self._last_save >= self.config.save_interval.seconds:
-            self._save()
+        self._saver.maybe_save()
         return self._take()
 
     def close(self) -> list[Score]:
         """Save; the open bucket is partial (a stop or the end of a replay), so it is not scored."""
-        if self._dirty:
-            self._save()
+        self._saver.flush()
         return self._take()
 
     def stats(self) -> dict[str, float]:
@@ -260,7 +257,7 @@ class VolumeDetector:
                 self._pending.append(score)
         for name, obs in counts.items():
             self._admit(name, obs, hour)
-        self._dirty = True
+        self._saver.changed()
 
     def _expect(self, key: _Key, hour: int) -> tuple[float, float]:
         base = key.hours[hour] if key.hours[hour].n >= self.config.profile_min_samples else key.glob
@@ -354,8 +351,6 @@ class VolumeDetector:
             "bucket_s": self.config.bucket.seconds, "learn_until": self._learn_until,
             "keys": keys,
         })
-        self._dirty = False
-        self._last_save = self.ctx.clock.monotonic()
 
     def _load(self) -> None:
         if not self._path.exists():
