@@ -411,3 +411,4 @@ def window_from_dict(data: dict[str, Any], stream: str = "") -> Window:
         times=[float(t) for t in data.get("times", [])],
         levels=[str(lv) for lv in data.get("levels", [])],
     )
+

@@ -23,8 +23,8 @@ from agent.errors import BundleError
 from agent.plugin import PluginContext
 from agent.schema import Duration, opt
 from agent.scoring import ScoreBatcher, WindowModel, open_window_model
+from agent.tagged_windows import TaggedWindowers
 from agent.types import Record, Score, Severity, Window
-from agent.windows import Windower
 
 log = structlog.get_logger("logwarden.detector.sequence")
 
@@ -62,7 +62,7 @@ class DeepLogDetector:
         self.model: WindowModel = open_window_model(load_bundle(Path(config.model), expected_detector=self.name))
         self.spec = self.model.bundle.window
         self.threshold = config.threshold_override if config.threshold_override is not None else self.model.threshold
-        self._windowers: dict[str, Windower] = {}
+        self._windows = TaggedWindowers(self.spec)
         self._batcher: ScoreBatcher[Window] = ScoreBatcher(config.batch_size, config.batch_wait.seconds)
         log.info("bundle_loaded", detector=self.name, path=config.model, threshold=self.threshold)
 
@@ -88,27 +88,15 @@ class DeepLogDetector:
         return out
 
     def observe(self, records: Sequence[Record]) -> list[Score]:
-        closed: list[Window] = []
-        for record in records:
-            w = self._windowers.get(record.tag)
-            if w is None:
-                w = self._windowers[record.tag] = Windower(self.spec, record.tag)
-            closed.extend(w.add(record))
-        return self._handle(closed)
+        return self._handle(self._windows.add_many(records))
 
     def tick(self, now: float) -> list[Score]:
-        closed: list[Window] = []
-        for w in self._windowers.values():
-            closed.extend(w.tick(now))
-        out = self._handle(closed)
+        out = self._handle(self._windows.tick(now))
         out.extend(self._score(self._batcher.due(self.ctx.clock.monotonic())))
         return out
 
     def close(self) -> list[Score]:
-        closed: list[Window] = []
-        for w in self._windowers.values():
-            closed.extend(w.flush())
-        out = self._handle(closed)
+        out = self._handle(self._windows.flush())
         out.extend(self._score(self._batcher.flush()))
         return out
 

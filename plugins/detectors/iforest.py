@@ -31,8 +31,9 @@ from agent.plugin import PluginContext
 from agent.schema import Duration, opt
 from agent.scoring import ScoreBatcher, WindowModel, open_window_model
 from agent.state import write_atomic
+from agent.tagged_windows import TaggedWindowers
 from agent.types import Record, Score, Severity, Window
-from agent.windows import Windower, WindowSpec
+from agent.windows import WindowSpec
 
 log = structlog.get_logger("logwarden.detector.iforest")
 
@@ -102,7 +103,6 @@ class IForestDetector:
         self.auto = config.model == "auto"
         self.model: WindowModel | None = None
         self.spec = config.window
-        self._windowers: dict[str, Windower] = {}
         self._batcher: ScoreBatcher[Window] = ScoreBatcher(config.batch_size, config.batch_wait.seconds)
         self._recent: deque[dict[str, Any]] = deque(maxlen=config.keep_windows)
         self._learn_start: float | None = None
@@ -117,6 +117,7 @@ class IForestDetector:
         else:
             self._state = ctx.plugin_state_dir()
             self._resume()
+        self._windows = TaggedWindowers(self.spec)
 
     @staticmethod
     def preflight(config: IForestConfig) -> list[tuple[str, str]]:
@@ -251,18 +252,10 @@ class IForestDetector:
         return out
 
     def observe(self, records: Sequence[Record]) -> list[Score]:
-        closed: list[Window] = []
-        for tag, run in _runs_by_tag(records):
-            w = self._windowers.get(tag)
-            if w is None:
-                w = self._windowers[tag] = Windower(self.spec, tag)
-            closed.extend(w.add_many(run))
-        return self._handle(closed)
+        return self._handle(self._windows.add_many(records))
 
     def tick(self, now: float) -> list[Score]:
-        closed: list[Window] = []
-        for w in self._windowers.values():
-            closed.extend(w.tick(now))
+        closed = self._windows.tick(now)
         self._poll_training()
         out = self._handle(closed)
         out.extend(self._score(self._batcher.due(self.ctx.clock.monotonic())))
@@ -270,10 +263,7 @@ class IForestDetector:
         return out
 
     def close(self) -> list[Score]:
-        closed: list[Window] = []
-        for w in self._windowers.values():
-            closed.extend(w.flush())
-        out = self._handle(closed)
+        out = self._handle(self._windows.flush())
         out.extend(self._score(self._batcher.flush()))
         if self._training is not None:
             self._training.proc.terminate()
@@ -329,20 +319,6 @@ class IForestDetector:
             out.append(score)
         return out
 
-
-def _runs_by_tag(records: Sequence[Record]) -> list[tuple[str, Sequence[Record]]]:
-    """Consecutive records of one tag, in order (a batch comes from one input, so usually one run)."""
-    if not records:
-        return []
-    tag = records[0].tag
-    if all(r.tag == tag for r in records):
-        return [(tag, records)]
-    runs: list[tuple[str, list[Record]]] = []
-    for r in records:
-        if not runs or runs[-1][0] != r.tag:
-            runs.append((r.tag, []))
-        runs[-1][1].append(r)
-    return list(runs)
 
 
 def _seq_of(name: str) -> int:
