@@ -28,7 +28,6 @@ from agent.features import featurize, fit_feature_spec
 from agent.sequence import PAD
 from agent.training import TrainingData, TrainingError
 from agent.training.next_event import NextEventOptions, train_next_event, write_next_event_bundle
-from agent.training.next_event import seen_context_from_args as _seen_context
 from agent.training.torch_common import (
     FitOptions,
     Progress,
@@ -102,13 +101,8 @@ def train(data: TrainingData, out: Path, args: argparse.Namespace) -> Path:
     embed_dim = int(getattr(args, "embed_dim", None) or 32)
     hidden = int(getattr(args, "hidden", None) or 64)
     layers = int(getattr(args, "layers", None) or 2)
-    options = NextEventOptions(
-        history=int(getattr(args, "history", None) or 10),
-        top_g=getattr(args, "top_g", None),
-        quantile=float(getattr(args, "quantile", None) or 0.99),
-        bounded=data.window.type == "session",
-        seen_context=_seen_context(args),
-        fit=fit_options_from_args(args),
+    options = NextEventOptions.from_args(
+        args, session_windows=data.window.type == "session", fit=fit_options_from_args(args)
     )
     with tempfile.TemporaryDirectory(prefix="logwarden-deeplog-") as tmp:
         try:

@@ -74,6 +74,18 @@ class NextEventOptions:
     of neighbours is often seen somewhere), four do not."""
     fit: FitOptions = field(default_factory=FitOptions)
 
+    @classmethod
+    def from_args(cls, args: Any, *, session_windows: bool, fit: FitOptions) -> NextEventOptions:
+        """The next-event options of `logwarden train` (shared by the DeepLog and Transformer trainers)."""
+        return cls(
+            history=int(getattr(args, "history", None) or 10),
+            top_g=getattr(args, "top_g", None),
+            quantile=float(getattr(args, "quantile", None) or 0.99),
+            bounded=session_windows,
+            seen_context=seen_context_from_args(args),
+            fit=fit,
+        )
+
 
 def seen_context_from_args(args: Any) -> int:
     """`--seen-context` (0 is a real value: off), else the default of NextEventOptions."""

@@ -28,7 +28,6 @@ from agent.features import fit_feature_spec
 from agent.sequence import PAD, Encoder, IntArray, Vocabulary, pad_batch, per_owner_max
 from agent.training import TrainingData, TrainingError
 from agent.training.next_event import NextEventOptions, train_next_event, write_next_event_bundle
-from agent.training.next_event import seen_context_from_args as _seen_context
 from agent.training.torch_common import (
     Progress,
     check_parity,
@@ -120,14 +119,10 @@ def train(data: TrainingData, out: Path, args: argparse.Namespace) -> Path:
         return _train_classify(data, out, args, arch)
     if objective != "next-event":
         raise TrainingError(f"transformer: unknown objective {objective!r}; choose next-event or classify")
-    options = NextEventOptions(
-        history=int(getattr(args, "history", None) or 10),
-        top_g=getattr(args, "top_g", None),
-        quantile=float(getattr(args, "quantile", None) or 0.99),
-        bounded=data.window.type == "session",
-        seen_context=_seen_context(args),
-        # Attention layers were noisier than the LSTM at 3e-3 (early stopping fired before the ranks
-        # settled): HDFS F1 at the chosen g went 0.78 -> 0.96 with 1e-3 and more patience.
+    # Attention layers were noisier than the LSTM at 3e-3 (early stopping fired before the ranks
+    # settled): HDFS F1 at the chosen g went 0.78 -> 0.96 with 1e-3 and more patience.
+    options = NextEventOptions.from_args(
+        args, session_windows=data.window.type == "session",
         fit=fit_options_from_args(args, learning_rate=1e-3, patience=8),
     )
     with tempfile.TemporaryDirectory(prefix="logwarden-transformer-") as tmp:
