@@ -8,7 +8,11 @@ import subprocess
 import sys
 from pathlib import Path
 
-from agent.replay import read_records
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from agent.replay import read_batches, read_records
 
 
 def test_read_records_joins_continuations_and_tracks_offsets(tmp_path: Path) -> None:
@@ -29,6 +33,45 @@ def test_read_records_truncates_long_lines(tmp_path: Path) -> None:
     log.write_bytes(b"x" * 5000 + b"\nshort\n")
     recs = list(read_records(log, "t", None, max_line_bytes=100))
     assert [len(r.raw) for r in recs] == [100, 5]
+
+
+def reference_records(data: bytes, start: re.Pattern[str] | None, max_line_bytes: int) -> list[tuple[str, int]]:
+    """The plain per-line reading the block reader must reproduce exactly."""
+    out: list[tuple[str, int]] = []
+    offset = 0
+    for raw in _lf_lines(data):
+        offset += len(raw)
+        line = raw[:max_line_bytes].rstrip(b"\r\n").decode("utf-8", "replace")
+        if start is not None and out and not start.search(line):
+            out[-1] = (out[-1][0] + "\n" + line, offset)
+        else:
+            out.append((line, offset))
+    return out
+
+
+def _lf_lines(data: bytes) -> list[bytes]:
+    parts = data.split(b"\n")
+    lines = [p + b"\n" for p in parts[:-1]]
+    return lines + ([parts[-1]] if parts[-1] else [])
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(st.binary(max_size=30) | st.sampled_from([b"2026 x", b"\tat y", b"\xe2\x82", b"\r", b"\xff"]),
+             max_size=40),
+    st.sampled_from([1, 3, 7, 64, 1 << 20]),
+    st.sampled_from([4, 16, 1 << 20]),
+    st.booleans(),
+)
+def test_block_reading_equals_per_line_reading(
+    tmp_path_factory: pytest.TempPathFactory, parts: list[bytes], block: int, max_line: int, multiline: bool
+) -> None:
+    data = b"\n".join(p.replace(b"\n", b"") for p in parts)
+    log = tmp_path_factory.mktemp("blocks") / "a.log"
+    log.write_bytes(data)
+    start = re.compile(r"^\d{4}") if multiline else None
+    got = [(r.raw, r.offset) for batch in read_batches(log, "t", start, max_line, block=block) for r in batch]
+    assert got == reference_records(data, start, max_line)
 
 
 CONFIG = """\
