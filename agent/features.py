@@ -23,7 +23,7 @@ import math
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import numpy.typing as npt
@@ -176,16 +176,71 @@ class WindowSummary:
                    (float(t[0]), float(t[1]), float(t[2])), (float(lv[0]), float(lv[1])))
 
 
-def summarize(window: Window) -> WindowSummary:
-    return WindowSummary(dict(Counter(window.events)), _temporal(window.times), _levels(window.levels))
-
-
 FeatureInput = Window | WindowSummary
 
 
+@dataclass(slots=True)
+class Tally:
+    """Mergeable figures of a run of events whose times lie before every later run's (a pane).
+
+    Gaps are kept as count, mean and sum of squared deviations (Chan's parallel form), so the gap mean and
+    std of a whole window follow exactly from its panes' figures plus the gaps that bridge the panes."""
+
+    counts: dict[int, int]
+    errors: int
+    warns: int
+    n_levels: int
+    n_times: int
+    first: float
+    last: float
+    gap_mean: float
+    gap_m2: float
+
+
+def tally(events: Sequence[int], times: Sequence[float], levels: Sequence[str]) -> Tally:
+    """The figures of one run of events; `merge_tallies([tally(...)])` is exactly `summarize` of it."""
+    errors, warns = _level_counts(levels)
+    n, first, last, mean, m2 = _gap_moments(times)
+    return Tally(dict(Counter(events)), errors, warns, len(levels), n, first, last, mean, m2)
+
+
+def merge_tallies(parts: Sequence[Tally]) -> WindowSummary:
+    """The summary of the concatenation of `parts`, given in time order with disjoint time ranges."""
+    counts: dict[int, int] = {}
+    errors = warns = n_levels = 0
+    gaps, mean, m2 = 0, 0.0, 0.0
+    last: float | None = None
+    for part in parts:
+        if not counts:
+            counts = dict(part.counts)
+        else:
+            for tid, n in part.counts.items():
+                counts[tid] = counts.get(tid, 0) + n
+        errors += part.errors
+        warns += part.warns
+        n_levels += part.n_levels
+        if part.n_times:
+            if last is not None:
+                gaps, mean, m2 = _combine(gaps, mean, m2, 1, part.first - last, 0.0)
+            gaps, mean, m2 = _combine(gaps, mean, m2, part.n_times - 1, part.gap_mean, part.gap_m2)
+            last = part.last
+    return WindowSummary(counts, _finish_temporal(gaps, mean, m2), _finish_levels(errors, warns, n_levels))
+
+
+def summarize(window: FeatureInput) -> WindowSummary:
+    """What the features need of a window; a windower-made window already carries it."""
+    summary = _summary_of(window)
+    if summary is not None:
+        return summary
+    assert isinstance(window, Window)
+    return merge_tallies([tally(window.events, window.times, window.levels)])
+
+
 def _template_counts(window: FeatureInput) -> Iterable[tuple[int, int]]:
-    if isinstance(window, WindowSummary):
-        return window.counts.items()
+    summary = _summary_of(window)
+    if summary is not None:
+        return summary.counts.items()
+    assert isinstance(window, Window)
     return Counter(window.events).items() if window.events else ()
 
 
@@ -207,18 +262,21 @@ def count_matrix(spec: FeatureSpec, windows: Sequence[FeatureInput]) -> F64:
 
 def _raw_features(spec: FeatureSpec, windows: Sequence[FeatureInput], counts: F64 | None = None) -> F64:
     parts: list[F64] = []
+    summaries: Sequence[FeatureInput] = windows
+    if "temporal" in spec.groups or "levels" in spec.groups:
+        summaries = [summarize(w) for w in windows]
     if counts is None:
-        counts = count_matrix(spec, windows)
+        counts = count_matrix(spec, summaries)
     if "counts" in spec.groups:
         weighted = counts * np.asarray(spec.idf, dtype=np.float64) if spec.tfidf and spec.idf else counts
         parts.append(weighted)
     if "stats" in spec.groups:
         parts.append(_stats(counts))
     if "temporal" in spec.groups:
-        temporal = [w.temporal if isinstance(w, WindowSummary) else _temporal(w.times) for w in windows]
+        temporal = [cast(WindowSummary, w).temporal for w in summaries]
         parts.append(np.asarray(temporal, dtype=np.float64).reshape(-1, 3))
     if "levels" in spec.groups:
-        levels = [w.levels if isinstance(w, WindowSummary) else _levels(w.levels) for w in windows]
+        levels = [cast(WindowSummary, w).levels for w in summaries]
         parts.append(np.asarray(levels, dtype=np.float64).reshape(-1, 2))
     return np.hstack(parts) if parts else np.zeros((len(windows), 0))
 
@@ -240,19 +298,48 @@ def _stats(counts: F64) -> F64:
     return np.stack([length, unique, diversity, fmax, fmin, fstd], axis=1)
 
 
-def _temporal(times: Sequence[float]) -> tuple[float, float, float]:
-    if len(times) < 2:
-        return (0.0, 0.0, 0.0)
+def _summary_of(window: FeatureInput) -> WindowSummary | None:
+    """The summary a window carries when the windower made it from pane tallies (`CountedWindow`)."""
+    if isinstance(window, WindowSummary):
+        return window
+    summary = getattr(window, "summary", None)
+    return summary if isinstance(summary, WindowSummary) else None
+
+
+def _gap_moments(times: Sequence[float]) -> tuple[int, float, float, float, float]:
+    """(n, first, last, gap mean, gap sum of squared deviations) of the sorted times."""
+    n = len(times)
+    if n == 0:
+        return 0, 0.0, 0.0, 0.0, 0.0
+    if n == 1:
+        return 1, float(times[0]), float(times[0]), 0.0, 0.0
     # Times arrive (nearly) in order: a stable sort is linear on them, where quicksort is not.
-    gaps = np.diff(np.sort(np.fromiter(times, dtype=np.float64, count=len(times)), kind="stable"))
-    mean, std = float(gaps.mean()), float(gaps.std())
+    ordered = np.sort(np.fromiter(times, dtype=np.float64, count=n), kind="stable")
+    gaps = np.diff(ordered)
+    mean = float(gaps.mean())
+    dev = gaps - mean
+    return n, float(ordered[0]), float(ordered[-1]), mean, float((dev * dev).sum())  # as np.std sums
+
+
+def _combine(na: int, ma: float, m2a: float, nb: int, mb: float, m2b: float) -> tuple[int, float, float]:
+    if nb == 0:
+        return na, ma, m2a
+    if na == 0:
+        return nb, mb, m2b
+    n = na + nb
+    delta = mb - ma
+    return n, ma + delta * nb / n, m2a + m2b + delta * delta * na * nb / n
+
+
+def _finish_temporal(gaps: int, mean: float, m2: float) -> tuple[float, float, float]:
+    if gaps < 1:
+        return (0.0, 0.0, 0.0)
+    std = math.sqrt(max(m2, 0.0) / gaps)
     burst = (std - mean) / (std + mean) if std + mean > 0 else 0.0
     return (mean, std, burst)
 
 
-def _levels(levels: Sequence[str]) -> tuple[float, float]:
-    if not levels:
-        return (0.0, 0.0)
+def _level_counts(levels: Sequence[str]) -> tuple[int, int]:
     errors = warns = 0
     for level, n in Counter(levels).items():
         upper = level.upper()
@@ -260,7 +347,11 @@ def _levels(levels: Sequence[str]) -> tuple[float, float]:
             errors += n
         elif upper in WARN_LEVELS:
             warns += n
-    return (errors / len(levels), warns / len(levels))
+    return errors, warns
+
+
+def _finish_levels(errors: int, warns: int, n: int) -> tuple[float, float]:
+    return (errors / n, warns / n) if n else (0.0, 0.0)
 
 
 def fit_feature_spec(

@@ -3,18 +3,22 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from operator import attrgetter
 
 from agent.types import Record, Window
 from agent.windows import Windower, WindowSpec
+
+_TAG = attrgetter("tag")
 
 
 class TaggedWindowers:
     """One Windower per tag, so a detector matching several inputs never mixes their streams in a window."""
 
-    __slots__ = ("_by_tag", "spec")
+    __slots__ = ("_by_tag", "_lists", "spec")
 
-    def __init__(self, spec: WindowSpec) -> None:
+    def __init__(self, spec: WindowSpec, *, lists: bool = True) -> None:
         self.spec = spec
+        self._lists = lists
         self._by_tag: dict[str, Windower] = {}
 
     def add_many(self, records: Sequence[Record]) -> list[Window]:
@@ -22,7 +26,7 @@ class TaggedWindowers:
         for tag, run in _runs_by_tag(records):
             w = self._by_tag.get(tag)
             if w is None:
-                w = self._by_tag[tag] = Windower(self.spec, tag)
+                w = self._by_tag[tag] = Windower(self.spec, tag, lists=self._lists)
             closed.extend(w.add_many(run))
         return closed
 
@@ -38,7 +42,7 @@ def _runs_by_tag(records: Sequence[Record]) -> list[tuple[str, Sequence[Record]]
     if not records:
         return []
     tag = records[0].tag
-    if all(r.tag == tag for r in records):
+    if list(map(_TAG, records)).count(tag) == len(records):
         return [(tag, records)]
     runs: list[tuple[str, list[Record]]] = []
     for r in records:

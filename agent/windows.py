@@ -22,20 +22,25 @@ from __future__ import annotations
 import math
 import re
 from collections import OrderedDict
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
 from fractions import Fraction
-from typing import Any
+from operator import attrgetter
+from typing import Any, cast
 
+from agent.features import Tally, WindowSummary, merge_tallies, tally
 from agent.types import Record, Window
 from agent.windowspec import WindowSpec
 
-__all__ = ["WindowSpec", "Windower", "WindowerStats", "window_from_dict", "window_to_dict"]
+__all__ = ["CountedWindow", "WindowSpec", "Windower", "WindowerStats", "fill_lists", "window_from_dict", "window_to_dict"]
 
 _FAR = 1e15
 """Event times beyond ±this (or NaN) are refused: they name no window (and would overflow the index)."""
 _MAX_EMPTY_PER_GAP = 10_000
 """Empty sliding windows emitted for one silent gap at most (a replay that jumps a year must not OOM)."""
+_BULK_MIN = 32
+"""Runs shorter than this go record by record: halving them further costs more than it saves."""
+_TID, _LEVEL, _SOURCE = attrgetter("template_id"), attrgetter("level"), attrgetter("source")
 
 
 @dataclass(slots=True)
@@ -53,6 +58,37 @@ class WindowerStats:
     bad_time_records: int = 0
 
 
+@dataclass(slots=True, eq=False)
+class CountedWindow(Window):
+    """A sliding window that carries its summary, merged from per-pane tallies.
+
+    A 60 s window sliding by 10 s holds every record six times; counting its events, sorting its times and
+    classifying its levels per window would do that work six times per record, and so would copying its
+    event lists. The features read `summary` (see `agent.features.summarize`) instead of recounting. A
+    windower made with `lists=False` also leaves `events`, `times` and `levels` empty and keeps where they
+    are in `lists_from`: `fill_lists` copies them in for the rare window that needs them (evidence)."""
+
+    summary: WindowSummary | None = None
+    lists_from: tuple[tuple[list[int], list[float], list[str], int], ...] = field(default=(), repr=False)
+    """Per pane (events, times, levels, n): the first n entries of its lists are this window's records."""
+
+    def __len__(self) -> int:
+        if self.events or self.summary is None:
+            return len(self.events)
+        return sum(self.summary.counts.values())
+
+
+def fill_lists(window: Window) -> Window:
+    """Copy the event lists of a `lists=False` window in (a no-op for any other window); returns it."""
+    if isinstance(window, CountedWindow) and window.lists_from:
+        for events, times, levels, n in window.lists_from:
+            window.events += events[:n]
+            window.times += times[:n]
+            window.levels += levels[:n]
+        window.lists_from = ()
+    return window
+
+
 @dataclass(slots=True)
 class _Open:
     window: Window
@@ -63,9 +99,11 @@ class _Pane:
     """Records of one tumbling slice `[i*pane, (i+1)*pane)`; a sliding window is the concatenation of its panes.
 
     A record is added to exactly one pane instead of to each of the `size / step` windows overlapping it,
-    and a window is assembled once, when it closes, by list concatenation in C."""
+    and a window is assembled once, when it closes, by list concatenation in C. The pane is also tallied
+    once (template counts, levels, gap moments) and each window's summary merged from its panes' tallies,
+    so the features do not recount every record once per window holding it."""
 
-    __slots__ = ("events", "levels", "samples", "sources", "templates", "times")
+    __slots__ = ("_tallied", "_tally", "events", "levels", "samples", "sources", "templates", "times")
 
     def __init__(self) -> None:
         self.events: list[int] = []
@@ -74,6 +112,15 @@ class _Pane:
         self.samples: dict[int, list[str]] = {}
         self.templates: dict[int, str] = {}
         self.sources: set[str] = set()
+        self._tally: Tally | None = None
+        self._tallied = -1
+
+    def tally(self) -> Tally:
+        """The pane's tally, recomputed only when records arrived since (a late record)."""
+        if self._tally is None or self._tallied != len(self.events):
+            self._tally = tally(self.events, self.times, self.levels)
+            self._tallied = len(self.events)
+        return self._tally
 
 
 def _pane_grid(length: float, step: float) -> tuple[float, int, int]:
@@ -89,9 +136,11 @@ def _pane_grid(length: float, step: float) -> tuple[float, int, int]:
 class Windower:
     """Turns a stream of records into closed windows; one instance per detector and stream."""
 
-    def __init__(self, spec: WindowSpec, stream: str) -> None:
+    def __init__(self, spec: WindowSpec, stream: str, *, lists: bool = True) -> None:
+        """`lists=False`: sliding windows carry their summary but leave the event lists to `fill_lists`."""
         self.spec = spec
         self.stream = stream
+        self._lists = lists
         self.stats = WindowerStats()
         self._key_re = re.compile(spec.key) if spec.key is not None else None
         self._count_open: Window | None = None
@@ -181,7 +230,7 @@ class Windower:
 
     def _emitted(self, windows: list[Window]) -> list[Window]:
         self.stats.windows += len(windows)
-        self.stats.empty_windows += sum(1 for w in windows if not w.events)
+        self.stats.empty_windows += sum(1 for w in windows if not len(w))
         return windows
 
     # -- count windows ------------------------------------------------------------------------------
@@ -211,18 +260,76 @@ class Windower:
             self._due_at = idx * self._step + self._length - 1e-6 * self._step
 
     def _add_sliding(self, records: Iterable[Record]) -> list[Window]:
+        recs = records if isinstance(records, Sequence) else list(records)
+        header_times = [r.time for r in recs]
+        times = [r.event_time for r in recs] if None in header_times else cast(list[float], header_times)
         out: list[Window] = []
+        if math.isfinite(sum(times)):  # NaN or infinity anywhere poisons the sum: those go record by record
+            self._add_span(recs, times, 0, len(recs), out)
+        else:
+            self._add_each(recs, times, 0, len(recs), out)
+        self.stats.records += len(recs)
+        return out
+
+    def _add_span(self, recs: Sequence[Record], times: list[float], lo: int, hi: int, out: list[Window]) -> None:
+        """Records [lo, hi): appended in bulk when they all fall in one pane and close no window (a batch
+        spans a second or two, a pane ten), else halved; short runs go record by record."""
+        if hi - lo < _BULK_MIN:
+            self._add_each(recs, times, lo, hi, out)
+            return
+        span = times[lo:hi] if lo or hi != len(times) else times
+        first, last = min(span), max(span)
+        p = math.floor(first / self._pane_s)
+        if (self._next_start is None or last >= self._due_at or first <= -_FAR or last >= _FAR
+                or p < self._pane_floor or math.floor(last / self._pane_s) != p):
+            mid = (lo + hi) // 2
+            self._add_span(recs, times, lo, mid, out)
+            self._add_span(recs, times, mid, hi, out)
+            return
+        if last > self._watermark:
+            self._watermark = last
+        self._bulk(self._panes.get(p) or self._panes.setdefault(p, _Pane()),
+                   recs[lo:hi] if lo or hi != len(recs) else recs, span)
+
+    def _bulk(self, pane: _Pane, recs: Sequence[Record], times: list[float]) -> None:
+        """A run of records into one pane with C-level list operations; samples and templates are exactly
+        those the record-by-record path keeps (the first lines of each template in the pane)."""
+        tids = list(map(_TID, recs))
+        pane.events += tids
+        pane.times += times
+        levels = list(map(_LEVEL, recs))
+        if None in levels:
+            levels = [lv or "" for lv in levels]
+        pane.levels += levels
+        sources = pane.sources
+        sources.update(map(_SOURCE, recs))
+        sources.discard("")
+        samples, max_samples = pane.samples, self.spec.max_samples
+        for tid in dict.fromkeys(tids):
+            have = samples.get(tid)
+            i = -1
+            if have is None:
+                i = tids.index(tid)
+                first = recs[i]
+                if first.template:
+                    pane.templates[tid] = first.template
+                have = samples[tid] = [first.raw] if max_samples else []
+            while len(have) < max_samples:
+                try:
+                    i = tids.index(tid, i + 1)
+                except ValueError:
+                    break
+                have.append(recs[i].raw)
+
+    def _add_each(self, recs: Sequence[Record], times: list[float], lo: int, hi: int, out: list[Window]) -> None:
         stats = self.stats
         panes = self._panes
         pane_s = self._pane_s
         max_samples = self.spec.max_samples
         floor = math.floor
-        n = 0
-        for record in records:
-            n += 1
-            t = record.time
-            if t is None:
-                t = record.read_time
+        for i in range(lo, hi):
+            record = recs[i]
+            t = times[i]
             if not -_FAR < t < _FAR:  # NaN or infinite: no window holds it
                 stats.bad_time_records += 1
                 continue
@@ -259,18 +366,17 @@ class Windower:
                     pane.templates[tid] = record.template
             elif len(samples) < max_samples:
                 samples.append(record.raw)
-        stats.records += n
-        return out
 
     def _assemble(self, idx: int) -> Window:
-        """Window `idx` from its panes (which stay: the next windows share them)."""
+        """Window `idx` from its panes (which stay: the next windows share them), with its summary."""
         start = idx * self._step
-        window = self._new_window(_fmt_start(start), start, start + self._length)
+        window = CountedWindow(stream=self.stream, key=_fmt_start(start), start=start, end=start + self._length)
         first = idx * self._m
         parts = [p for p in map(self._panes.get, range(first, first + self._k)) if p is not None]
+        window.summary = merge_tallies([p.tally() for p in parts])
         if not parts:
             return window
-        if len(parts) == 1 and self._k == 1:  # tumbling: the pane is this window's alone
+        if len(parts) == 1 and self._k == 1 and self._lists:  # tumbling: the pane is this window's alone
             only = parts[0]
             window.events, window.times, window.levels = only.events, only.times, only.levels
             window.templates, window.sources = only.templates, only.sources
@@ -281,10 +387,13 @@ class Windower:
         templates = window.templates
         samples = window.samples
         max_samples = self.spec.max_samples
+        if not self._lists:
+            window.lists_from = tuple((p.events, p.times, p.levels, len(p.events)) for p in parts)
         for pane in parts:
-            events += pane.events
-            times += pane.times
-            levels += pane.levels
+            if self._lists:
+                events += pane.events
+                times += pane.times
+                levels += pane.levels
             sources |= pane.sources
             for tid, text in pane.templates.items():
                 templates.setdefault(tid, text)
