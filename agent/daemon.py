@@ -62,10 +62,11 @@ class Daemon:
         self.notifier.notify("READY=1\nSTATUS=running")
         log.info("daemon_started", config=self.config_path, inputs=len(config.inputs), detectors=len(config.detectors),
                  outputs=len(config.outputs))
+        # Signals, reloads and stops set `_wake`; the only timer here is the systemd watchdog ping (half of
+        # WatchdogSec). Without one the main thread sleeps until woken: an idle daemon does not poll.
         watchdog = self.notifier.watchdog_interval()
-        wait = min(watchdog, 1.0) if watchdog else 1.0
         while not self._stop.is_set():
-            self._wake.wait(wait)
+            self._wake.wait(watchdog)
             self._wake.clear()
             if self._reload.is_set():
                 self._reload.clear()

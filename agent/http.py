@@ -6,7 +6,10 @@ state through callables handed in by the daemon, so it never reaches into a stag
 
 from __future__ import annotations
 
+import contextlib
 import json
+import selectors
+import socket
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -34,7 +37,9 @@ class OpsServer:
         handler = _make_handler(endpoints)
         self.server = ThreadingHTTPServer((host, int(port)), handler)
         self.server.daemon_threads = True
-        self._thread = threading.Thread(target=self.server.serve_forever, name="logwarden-http", daemon=True)
+        self.server.timeout = 0.0  # `handle_request` only ever runs when a connection is waiting: never block in it
+        self._wake_r, self._wake_w = socket.socketpair()
+        self._thread = threading.Thread(target=self._serve, name="logwarden-http", daemon=True)
 
     @property
     def address(self) -> tuple[str, int]:
@@ -45,9 +50,29 @@ class OpsServer:
         self._thread.start()
         log.info("http_listening", host=self.address[0], port=self.address[1])
 
+    def _serve(self) -> None:
+        """Block until a client connects or `stop()` writes to the wake socket.
+
+        `serve_forever` wakes every `poll_interval` (0.5 s) just to check for a shutdown request; an
+        idle daemon should not, so the wake-up comes through a socket the same select watches.
+        """
+        with selectors.DefaultSelector() as sel:
+            sel.register(self.server, selectors.EVENT_READ)
+            sel.register(self._wake_r, selectors.EVENT_READ)
+            while True:
+                ready = {key.fileobj for key, _ in sel.select()}
+                if self._wake_r in ready:
+                    return
+                self.server.handle_request()
+
     def stop(self) -> None:
-        self.server.shutdown()
+        with contextlib.suppress(OSError):
+            self._wake_w.send(b"x")
+        if self._thread.is_alive():
+            self._thread.join(5.0)
         self.server.server_close()
+        self._wake_r.close()
+        self._wake_w.close()
 
 
 def _make_handler(ep: Endpoints) -> type[BaseHTTPRequestHandler]:

@@ -57,6 +57,12 @@ class _Flush:
     done: threading.Event
 
 
+class _Wake:
+    """Wakes a worker that sleeps until its next timer, so `stop()` does not wait for the timeout."""
+
+
+_WAKE = _Wake()
+
 AlertListener = Callable[[Sequence[Alert]], None]
 
 _FAILED: Any = object()
@@ -111,7 +117,7 @@ class Pipeline:
         self.state_dir.mkdir(parents=True, exist_ok=True)
         self.host = svc.hostname
         self.stats = PipelineStats()
-        self.queue: BoundedQueue[_Batch | _Flush] = BoundedQueue(svc.queue_size)
+        self.queue: BoundedQueue[_Batch | _Flush | _Wake] = BoundedQueue(svc.queue_size)
         self._stopping = threading.Event()
         self._worker: threading.Thread | None = None
         self._commit_blocked: set[int] = set()
@@ -138,6 +144,8 @@ class Pipeline:
         self.router = AlertRouter(svc.alerts, alert_outputs, self.state_dir / "alerts.sqlite", self.host, self.clock)
         self._last_snapshot = self.clock.monotonic()
         self._last_tick = self.clock.monotonic()
+        self._snapshot_records = 0
+        """`stats.records` at the last snapshot: an idle tree is not written again."""
 
     def _make(self, kind: Kind, name: str, config: Any, index: int, registry: Registry, tag: str = "") -> Any:
         cls = registry.get(kind, name)
@@ -184,6 +192,7 @@ class Pipeline:
             except Exception:
                 log.exception("input_stop_failed", input=f"input.{section.name}.{section.index}")
         self._stopping.set()
+        self.queue.offer(_WAKE)  # when full, the worker is busy and sees `_stopping` once it drains it
         if self._worker is not None:
             self._worker.join(max(0.1, deadline - time.monotonic()))
             if self._worker.is_alive():
@@ -208,23 +217,22 @@ class Pipeline:
     # -- the worker --------------------------------------------------------------------------------
 
     def _run_worker(self) -> None:
-        tick_s = self.config.service.tick_interval.seconds
         while True:
-            item = self.queue.get(timeout=min(tick_s, 0.2))
-            if item is None:
+            item = self.queue.get(timeout=self._until_timers())
+            if item is None or item is _WAKE:
                 if self._stopping.is_set():
                     break
             elif isinstance(item, _Flush):
                 self._close_detectors()
                 item.done.set()
-            else:
+            elif isinstance(item, _Batch):
                 self._process(item)
             self._timers()
         # Stopping: the inputs are stopped, so drain what they had already queued.
         while (item := self.queue.get_nowait()) is not None:
             if isinstance(item, _Batch):
                 self._process(item)
-            else:
+            elif isinstance(item, _Flush):
                 item.done.set()
         self._close_detectors()
 
@@ -287,6 +295,17 @@ class Pipeline:
     def now(self) -> float:
         return self._virtual_now if self.event_time else self.clock.time()
 
+    def _until_timers(self) -> float:
+        """Seconds the idle worker may sleep: until the next tick or snapshot is due, never polling sooner.
+
+        A replay drives timers by record time after every batch, so its wait only bounds a stall.
+        """
+        svc = self.config.service
+        if self.event_time:
+            return svc.tick_interval.seconds
+        due = min(self._last_tick + svc.tick_interval.seconds, self._last_snapshot + svc.snapshot_interval.seconds)
+        return max(0.001, due - self.clock.monotonic())
+
     def _timers(self) -> None:
         mono = self.clock.monotonic()
         if mono - self._last_tick >= self.config.service.tick_interval.seconds or self.event_time:
@@ -300,7 +319,9 @@ class Pipeline:
                 self._guard("tick", "router", self.router.tick, now)
         if mono - self._last_snapshot >= self.config.service.snapshot_interval.seconds:
             self._last_snapshot = mono
-            self.save_state()
+            if self.stats.records != self._snapshot_records:
+                self._snapshot_records = self.stats.records
+                self.save_state()
         self.stats.last_progress = time.monotonic()
 
     def _close_detectors(self) -> None:

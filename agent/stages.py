@@ -52,6 +52,14 @@ class BoundedQueue(Generic[T]):
                 continue
         raise QueueClosed
 
+    def offer(self, item: T) -> bool:
+        """Put without blocking; False when full (a wake-up hint that may be dropped: the consumer is busy)."""
+        try:
+            self._q.put_nowait(item)
+        except queue.Full:
+            return False
+        return True
+
     def get(self, timeout: float) -> T | None:
         try:
             return self._q.get(timeout=timeout)

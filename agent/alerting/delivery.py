@@ -29,6 +29,13 @@ _MIN_DELAY_S = 0.01
 """Full jitter can draw ~0; a floor keeps a failing receiver from being hammered in a tight loop."""
 
 
+_IDLE_S = 300.0
+"""Longest sleep with nothing pending; wake-ups come from the router, this only guards against a lost one."""
+_RETRY_WAIT_CAP_S = 10.0
+"""Longest single wait for a retry that is not due yet: `next_at` is wall time, so a clock step can make the
+computed delay wrong by any amount; the cap bounds how late that makes a retry."""
+
+
 @dataclass(slots=True)
 class OutputStats:
     sent: int = 0
@@ -90,11 +97,13 @@ class DeliveryWorker:
                 self._stop.wait(1.0)
                 continue
             if not batch:
-                self._wake.wait(1.0)
+                # The router wakes us after every spool commit, and this thread is the spool's only reader for
+                # this output: an empty queue sleeps until then. The timeout is a backstop, not a poll.
+                self._wake.wait(_IDLE_S)
                 continue
             delay = batch[0].next_at - time.time()
             if delay > 0:
-                self._stop.wait(min(delay, 1.0))
+                self._stop.wait(min(delay, _RETRY_WAIT_CAP_S))
                 continue
             pace = self._last_request + self.min_interval_s - time.monotonic()
             if pace > 0:

@@ -87,3 +87,21 @@ def test_http_endpoints() -> None:
         assert requests.get(f"{base}/nope", timeout=5).status_code == 404
     finally:
         server.stop()
+
+
+def test_http_server_sleeps_in_select_yet_stops_and_frees_its_port() -> None:
+    """The server waits for a connection or for stop() (no 0.5 s shutdown poll); stop ends its thread."""
+    ep = Endpoints(health=lambda: (True, {}), metrics=lambda: b"", templates=lambda limit: [], alerts=lambda limit: [])
+    server = OpsServer("127.0.0.1:0", ep)
+    server.start()
+    port = server.address[1]
+    # A client that connects and leaves without a request must not wedge the accept loop.
+    with socket.create_connection(("127.0.0.1", port), timeout=5):
+        pass
+    assert requests.get(f"http://127.0.0.1:{port}/health", timeout=5).status_code == 200
+    server.stop()
+    assert not server._thread.is_alive()
+    with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        s.bind(("127.0.0.1", port))  # the listening socket was closed
+    server.stop()  # idempotent

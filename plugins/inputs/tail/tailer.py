@@ -34,8 +34,11 @@ CHUNK = 256 * 1024
 BUDGET = 4 * 1024 * 1024
 """Bytes read from one live file per pass before the others get their turn."""
 BATCH = 256
-CHECK_S = 1.0
-"""Longest time between two passes when nothing wakes the reader (the stat reconcile)."""
+CHECK_S = 5.0
+"""Longest time between two passes when nothing wakes the reader: the stat reconcile (also bounded by
+`refresh_interval`). Filesystem events make a pass run at once, so this only bounds how late a write or a
+rename whose event was lost (inotify queue overflow, a write from another NFS client) is noticed; an idle
+daemon wakes this rarely instead of stat-ing every file each second."""
 SAVE_S = 1.0
 
 
