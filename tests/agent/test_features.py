@@ -2,11 +2,25 @@
 
 from __future__ import annotations
 
+import itertools
+import random
+
 import numpy as np
 import pytest
 
-from agent.features import FeatureSpec, count_matrix, featurize, fit_feature_spec
-from agent.types import Window
+from agent.features import (
+    GROUPS,
+    FeatureSpec,
+    count_matrix,
+    featurize,
+    fit_feature_spec,
+    merge_tallies,
+    summarize,
+    tally,
+)
+from agent.schema import Duration
+from agent.types import Record, Window
+from agent.windows import CountedWindow, Windower, WindowSpec, fill_lists
 
 
 def win(events: list[int], times: list[float] | None = None, levels: list[str] | None = None) -> Window:
@@ -75,9 +89,7 @@ def test_empty_training_set_is_refused() -> None:
 
 def test_summaries_give_exactly_the_features_of_their_windows() -> None:
     """Self-baselining keeps summaries, serving sees whole windows: both must featurize identically."""
-    import random
-
-    from agent.features import WindowSummary, summarize
+    from agent.features import WindowSummary
 
     rng = random.Random(5)
     windows = []
@@ -94,3 +106,65 @@ def test_summaries_give_exactly_the_features_of_their_windows() -> None:
         assert spec_w.to_dict() == spec_s.to_dict()
         assert np.array_equal(featurize(spec_w, windows), featurize(spec_s, summaries))
         assert [len(w) for w in windows] == [len(s) for s in summaries]
+
+
+def _stream(rng: random.Random, n: int) -> list[Record]:
+    """Records at a few per second with jitter, some late, bursts and pauses, a few levels and sources."""
+    out: list[Record] = []
+    t = 1000.0
+    for i in range(n):
+        t += rng.expovariate(30.0) if rng.random() > 0.001 else rng.uniform(5.0, 40.0)
+        late = rng.uniform(0.0, 12.0) if rng.random() < 0.03 else 0.0
+        tid = rng.choice([1, 2, 2, 3, 5, 8, 13, 21])
+        out.append(Record(tag="app", source=rng.choice(["a.log", "b.log"]), raw=f"line {i}", time=t - late,
+                          level=rng.choice(["INFO", "INFO", "WARN", "ERROR", "error", None]), template_id=tid,
+                          template=f"tpl {tid}"))
+    return out
+
+
+def test_windower_summaries_give_the_features_of_the_whole_window() -> None:
+    """Pane tallies merged per window (the serving and self-baselining path) against the record path
+    (counting the window's own lists), for every feature group, on random streams cut into random batches."""
+    rng = random.Random(8)
+    spec_w = WindowSpec(type="sliding", size=Duration(60.0), step=Duration(10.0))
+    for round_ in range(4):
+        records = _stream(rng, 8000)
+        windower = Windower(spec_w, "app", lists=round_ % 2 == 0)
+        closed: list[Window] = []
+        i = 0
+        while i < len(records):
+            n = rng.choice([1, 7, 64, 300, 700])
+            closed += windower.add_many(records[i:i + n])
+            closed += windower.tick(records[min(i + n, len(records)) - 1].event_time)
+            i += n
+        closed += windower.flush()
+        assert all(isinstance(w, CountedWindow) and w.summary is not None for w in closed)
+        plain = [Window(w.stream, w.key, w.start, w.end, events=list(w.events), times=list(w.times),
+                        levels=list(w.levels)) for w in map(fill_lists, closed)]
+        assert sum(len(w) for w in plain) > 8000  # windows overlap: each record is in several
+        spec = fit_feature_spec(plain, groups=GROUPS, tfidf=True)
+        for lo in range(0, len(plain), 50):  # batches of windows, as the scorer sees them
+            counted, rows = closed[lo:lo + 50], plain[lo:lo + 50]
+            assert np.allclose(featurize(spec, counted), featurize(spec, rows), rtol=1e-9, atol=1e-9)
+            assert np.array_equal(count_matrix(spec, counted), count_matrix(spec, rows))
+        for w, p in zip(closed, plain, strict=True):
+            got, want = summarize(w), summarize(p)
+            assert got.counts == want.counts and len(w) == len(p)
+            assert np.allclose(got.temporal + got.levels, want.temporal + want.levels, rtol=1e-9, atol=1e-12)
+
+
+def test_tally_merge_is_exact_for_split_runs() -> None:
+    """Cutting a run of events into time-ordered pieces changes nothing but float rounding."""
+    rng = random.Random(3)
+    for _ in range(50):
+        n = rng.randint(0, 80)
+        times = sorted(rng.uniform(0.0, 100.0) for _ in range(n))
+        events = [rng.randint(0, 6) for _ in range(n)]
+        levels = [rng.choice(["INFO", "WARN", "FATAL", "x"]) for _ in range(n)]
+        cuts = sorted(rng.sample(range(n + 1), min(n + 1, rng.randint(0, 5))))
+        bounds = [0, *cuts, n]
+        parts = [tally(events[a:b], times[a:b], levels[a:b]) for a, b in itertools.pairwise(bounds)]
+        whole = merge_tallies([tally(events, times, levels)])
+        merged = merge_tallies(parts)
+        assert merged.counts == whole.counts and merged.levels == whole.levels
+        assert np.allclose(merged.temporal, whole.temporal, rtol=1e-9, atol=1e-12)

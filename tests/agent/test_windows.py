@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 
 from agent.schema import Duration
 from agent.types import Record, Window
-from agent.windows import Windower, WindowSpec, window_from_dict, window_to_dict
+from agent.windows import Windower, WindowSpec, fill_lists, window_from_dict, window_to_dict
 
 
 def rec(t: float, tid: int, raw: str = "", level: str = "INFO", fields: dict[str, str] | None = None) -> Record:
@@ -201,3 +201,39 @@ def test_sliding_record_without_a_usable_time_is_counted_and_skipped() -> None:
     w.add_many([rec(1.0, 1), rec(math.nan, 2), rec(math.inf, 3), rec(12.0, 4)])
     assert w.stats.bad_time_records == 2 and w.stats.records == 4
     assert [x.events for x in w.flush()] == [[4]]
+
+
+def test_sliding_batches_give_the_windows_of_one_record_at_a_time() -> None:
+    """`add_many` appends runs in bulk; the windows (lists, samples, templates, sources, stats) must be
+    those of feeding the records one by one, and a `lists=False` window's lists must fill in to them."""
+    import random
+
+    rng = random.Random(4)
+    records = []
+    t = 5000.0
+    for i in range(6000):
+        t += rng.expovariate(40.0) if rng.random() > 0.001 else rng.uniform(10.0, 50.0)
+        late = rng.uniform(0.0, 15.0) if rng.random() < 0.02 else 0.0
+        tid = rng.choice([1, 2, 2, 3, 4, 7])
+        records.append(Record(tag="t", source=rng.choice(["a.log", "b.log", ""]), raw=f"r{i}",
+                              time=t - late if rng.random() > 0.001 else math.nan, template_id=tid,
+                              template="" if tid == 7 else f"tpl {tid}", level=rng.choice(["INFO", None, "WARN"])))
+    spec = WindowSpec(type="sliding", size=Duration(30.0), step=Duration(10.0), max_samples=3)
+
+    def run(windower: Windower, sizes: list[int]) -> list[Window]:
+        out: list[Window] = []
+        i = 0
+        for n in sizes:
+            out += windower.add_many(records[i:i + n])
+            i += n
+        return out + windower.flush()
+
+    one_by_one = Windower(spec, "s")
+    want = run(one_by_one, [1] * len(records))
+    sizes = [rng.choice([3, 50, 400, 900]) for _ in range(100)]
+    for lists in (True, False):
+        batched = Windower(spec, "s", lists=lists)
+        got = [fill_lists(w) for w in run(batched, sizes)]
+        assert [(w.start, w.events, w.times, w.levels, w.samples, w.templates, w.sources) for w in got] == [
+            (w.start, w.events, w.times, w.levels, w.samples, w.templates, w.sources) for w in want]
+        assert batched.stats == one_by_one.stats
