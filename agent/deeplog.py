@@ -119,7 +119,11 @@ class NextEventModel:
 
 
 def _seen_transitions(bundle: Bundle, history: int) -> SeenTransitions | None:
-    """The bundle's allowlist of normal transitions; bundles written before it have none (plain top-g)."""
+    """The bundle's allowlist of normal transitions; bundles written before it have none (plain top-g).
+
+    The file already holds only the transitions that met the training's minimum count, so `min_count` is
+    informational here; a manifest without it (written before the count existed) means 1.
+    """
     doc = bundle.model.get("seen_transitions")
     if doc is None:
         return None
@@ -129,11 +133,15 @@ def _seen_transitions(bundle: Bundle, history: int) -> SeenTransitions | None:
     context = int(_field(bundle, doc, "context", int, "seen_transitions."))
     if not 0 <= context <= history:
         raise BundleError(str(bundle.path), "model.seen_transitions.context", f"must be within 0..{history}")
+    # Bundles written before the minimum count existed allowlisted every transition seen once: 1.
+    min_count = doc.get("min_count", 1)
+    if not isinstance(min_count, int) or isinstance(min_count, bool) or min_count < 1:
+        raise BundleError(str(bundle.path), "model.seen_transitions.min_count", "must be an integer >= 1")
     data = bundle.files.get(name)
     if data is None:
         raise BundleError(str(bundle.path), "model.seen_transitions.file", f"{name!r} is not among the bundle's files")
     try:
-        return SeenTransitions.from_bytes(data, context)
+        return SeenTransitions.from_bytes(data, context, min_count)
     except ValueError as exc:
         raise BundleError(str(bundle.path), f"files.{name}", str(exc)) from None
 

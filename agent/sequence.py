@@ -252,12 +252,28 @@ class SeenTransitions:
     context: int
     hashes: npt.NDArray[np.uint64]
     """Sorted, unique fingerprints."""
+    min_count: int = 1
+    """Normal sessions a transition had to occur in to be kept (recorded for the manifest; 1 = any)."""
 
     @classmethod
-    def fit(cls, windows: NextEventBatch, context: int) -> SeenTransitions:
+    def fit(cls, windows: NextEventBatch, context: int, min_count: int = 1) -> SeenTransitions:
+        """Transitions that occurred in at least `min_count` distinct sequences of `windows`.
+
+        Sessions, not occurrences: a single odd session that loops over one transition fifty times is
+        still one piece of evidence that the transition is normal. With `min_count` > 1 a transition seen
+        in one or two sessions (a rare branch, or noise in "normal" data) keeps being scored by rank.
+        """
         if not 0 <= context <= windows.history.shape[1]:
             raise ValueError(f"seen-transition context {context} must be within 0..{windows.history.shape[1]}")
-        return cls(context, np.unique(_transition_hashes(windows, context)))
+        if min_count < 1:
+            raise ValueError(f"seen-transition min_count {min_count} must be >= 1")
+        h = _transition_hashes(windows, context)
+        if min_count == 1:
+            return cls(context, np.unique(h), 1)
+        # One (session, transition) pair per session, then count sessions per transition.
+        pairs = np.unique(np.stack([windows.owner.astype(np.uint64), h], axis=1), axis=0)
+        uniq, sessions = np.unique(pairs[:, 1], return_counts=True)
+        return cls(context, uniq[sessions >= min_count], min_count)
 
     def __len__(self) -> int:
         return int(self.hashes.shape[0])
@@ -274,13 +290,13 @@ class SeenTransitions:
         return self.hashes.astype("<u8").tobytes()
 
     @classmethod
-    def from_bytes(cls, data: bytes, context: int) -> SeenTransitions:
+    def from_bytes(cls, data: bytes, context: int, min_count: int = 1) -> SeenTransitions:
         if len(data) % 8:
             raise ValueError(f"{len(data)} bytes is not a whole number of uint64 fingerprints")
         hashes = np.frombuffer(data, dtype="<u8").astype(np.uint64)
         if hashes.shape[0] > 1 and not bool((hashes[1:] > hashes[:-1]).all()):
             raise ValueError("fingerprints must be sorted and unique")
-        return cls(context, hashes)
+        return cls(context, hashes, min_count)
 
 
 def score_positions(logits: npt.NDArray[np.floating[Any]], windows: NextEventBatch,
@@ -307,6 +323,39 @@ class NextEventScores:
     """Score of every prediction problem in `windows` (same order)."""
 
 
+def predict_windows(predict: Predict, windows: NextEventBatch, batch_size: int = 256) -> npt.NDArray[np.float32]:
+    """Logits of every window, [len(windows), vocabulary].
+
+    Histories are deduplicated before prediction: normal traffic repeats a few contexts over and over,
+    so most batches shrink to a fraction of their rows. Windows are predicted in micro-batches of
+    `batch_size` rows, one model call each.
+    """
+    if len(windows) == 0:
+        return np.zeros((0, 0), dtype=np.float32)
+    uniq, inverse = np.unique(windows.history, axis=0, return_inverse=True)
+    logits = np.concatenate(
+        [predict(np.ascontiguousarray(uniq[s : s + batch_size])) for s in range(0, uniq.shape[0], batch_size)]
+    )
+    out: npt.NDArray[np.float32] = logits[inverse.reshape(-1)]
+    return out
+
+
+def session_scores(logits: npt.NDArray[np.floating[Any]], windows: NextEventBatch, sequences: Sequence[IntArray],
+                   seen: SeenTransitions | None) -> NextEventScores:
+    """Session score = max over positions, from logits already predicted (`predict_windows`).
+
+    Split from the prediction so that training can compare several allowlists on one set of logits.
+    """
+    pos = score_positions(logits, windows, seen) if len(windows) else np.zeros(0, dtype=np.float64)
+    session = per_owner_max(pos, windows.owner, len(sequences))
+    # An unknown key anywhere (also where it is never a target, e.g. the only event of an unbounded window)
+    # makes the whole sequence anomalous.
+    for i, seq in enumerate(sequences):
+        if seq.shape[0] and bool((seq == UNK).any()):
+            session[i] = UNKNOWN_SCORE
+    return NextEventScores(session, windows, pos)
+
+
 def score_next_event(
     predict: Predict,
     sequences: Sequence[IntArray],
@@ -316,27 +365,6 @@ def score_next_event(
     batch_size: int = 256,
     seen: SeenTransitions | None = None,
 ) -> NextEventScores:
-    """Session score = max over positions of the observed event's rank score (see the module docstring).
-
-    Histories are deduplicated before prediction: normal traffic repeats a few contexts over and over,
-    so most batches shrink to a fraction of their rows. Windows are predicted in micro-batches of
-    `batch_size` rows, one model call each.
-    """
+    """Session score = max over positions of the observed event's rank score (see the module docstring)."""
     windows = next_event_windows(sequences, history, bounded=bounded)
-    n = len(windows)
-    pos = np.zeros(n, dtype=np.float64)
-    if n:
-        uniq, inverse = np.unique(windows.history, axis=0, return_inverse=True)
-        inverse = inverse.reshape(-1)
-        logits = np.concatenate(
-            [predict(np.ascontiguousarray(uniq[s : s + batch_size])) for s in range(0, uniq.shape[0], batch_size)]
-        )
-        pos = score_positions(logits[inverse], windows, seen)
-    session = per_owner_max(pos, windows.owner, len(sequences))
-    # An unknown key anywhere (also where it is never a target, e.g. the only event of an unbounded window)
-    # makes the whole sequence anomalous.
-    for i, seq in enumerate(sequences):
-        if seq.shape[0] and bool((seq == UNK).any()):
-            session[i] = UNKNOWN_SCORE
-    return NextEventScores(session, windows, pos)
-
+    return session_scores(predict_windows(predict, windows, batch_size), windows, sequences, seen)

@@ -19,7 +19,13 @@ def add_arguments(group: argparse._ArgumentGroup) -> None:
                        help="An event outside the top-g predictions is anomalous (default: chosen from held-out normal sessions).")
     group.add_argument("--seen-context", type=int, default=None, metavar="K",
                        help="An event whose transition (last K events -> it) occurred in normal training data counts as "
-                            "predicted whatever its rank; 0 turns this off (default 4, at most --history).")
+                            "predicted whatever its rank; 0 turns this off (at most --history). Default: chosen with "
+                            "--seen-min-count from held-out normal sessions (the smallest g, then the lowest share above it, "
+                            "then the strictest setting among off, 3, 4, 6, 8 or --history); the choice and every "
+                            "candidate are recorded in the manifest (model.seen_selection).")
+    group.add_argument("--seen-min-count", type=int, default=None, metavar="N",
+                       help="A transition is allowlisted only when it occurred in at least N distinct normal sessions "
+                            "(default: chosen from 1, 2, 3, 5 by the same held-out rule as --seen-context).")
     group.add_argument("--quantile", type=float, default=None,
                        help="Share of held-out normal sessions the threshold (g) must pass (default 0.99).")
     group.add_argument("--epochs", type=int, default=None, help="Most epochs (early stopping usually ends sooner; default 60).")

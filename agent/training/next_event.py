@@ -27,10 +27,12 @@ from agent.sequence import (
     UNKNOWN_SCORE,
     Encoder,
     IntArray,
+    NextEventBatch,
     SeenTransitions,
     Vocabulary,
     next_event_windows,
-    score_next_event,
+    predict_windows,
+    session_scores,
 )
 from agent.training.torch_common import (
     FitOptions,
@@ -49,7 +51,21 @@ from agent.training.torch_common import (
 if TYPE_CHECKING:
     from agent.training import TrainingData
 
-DEFAULT_SEEN_CONTEXT = 4
+SEEN_CONTEXTS = (3, 4, 6, 8)
+"""Candidate seen-transition contexts (plus the history itself) when `--seen-context` is not given. At
+least 3 a priori: with one or two events of context a reordered pair's transitions are usually seen
+somewhere in normal data (b -> a occurs after some other event), so the allowlist forgives the very
+reorderings the model exists to catch, and held-out normal data cannot show that cost."""
+SEEN_MIN_COUNTS = (1, 2, 3, 5)
+"""Candidate minimum session counts when `--seen-min-count` is not given. Capped at 5 a priori: the held-out
+slice (a few hundred to a few thousand sessions) cannot tell a transition seen in 10 sessions from one
+seen in 5, and a stricter count only ever looks free on it (measured: 10 kept held-out clean but raised
+the generator's false alerts from 0 to 576 a day)."""
+MIN_TOP_G = 2
+"""Smallest g the quantile rule may choose. g = 1 would trust the model's single top guess wherever the
+allowlist is silent; a held-out slice of a few thousand sessions cannot show that a second-ranked normal
+branch is rarer than that, and at a daemon's hundreds of thousands of sessions a day it is not (the
+generator's rare error branch, rank 2, seen in one training session: 108 false alerts a day at g = 1)."""
 INPUT_NAME = "history"
 OUTPUT_NAME = "logits"
 
@@ -58,20 +74,23 @@ OUTPUT_NAME = "logits"
 class NextEventOptions:
     history: int = 10
     top_g: int | None = None
-    """Fixed g; None chooses it from held-out normal sessions at `quantile`."""
+    """Fixed g; None chooses it from held-out normal sessions at `quantile` (at least `min_top_g`)."""
     quantile: float = 0.99
+    min_top_g: int = MIN_TOP_G
     holdout: float = 0.2
-    """Share of the normal sessions held out for early stopping and for choosing g."""
+    """Share of the normal sessions held out for early stopping and for choosing g and the allowlist."""
     bounded: bool = True
     """Sessions with real begin and end (session windows): BOS/EOS become predicted events."""
     weight_power: float = 1.0
     """Training rows weigh count ** weight_power (1 = plain cross-entropy over all windows)."""
-    seen_context: int = DEFAULT_SEEN_CONTEXT
+    seen_context: int | None = None
     """Tokens of context of the seen-transition allowlist (`agent.sequence.SeenTransitions`), at most the
-    history; 0 = off (the plain top-g rule). A suffix, not the whole history: an HDFS block's exact 10-event
-    context rarely recurs, so whole-history transitions of held-out normal sessions were mostly unseen and
-    g stayed where rare ranks put it; one or two events of context let reordered events through (a pair
-    of neighbours is often seen somewhere), four do not."""
+    history; 0 = off (the plain top-g rule); None = chosen from held-out normal data (`choose_seen`) among
+    off, `SEEN_CONTEXTS` and the history."""
+    seen_min_count: int | None = None
+    """Distinct normal sessions a transition must occur in to be allowlisted; None = chosen from held-out
+    normal data among `SEEN_MIN_COUNTS`. More than 1 keeps a transition that only a stray session or two of
+    the "normal" data shows (HDFS's normal sessions hold a few that the abnormal ones repeat) scored by rank."""
     fit: FitOptions = field(default_factory=FitOptions)
 
     @classmethod
@@ -82,15 +101,102 @@ class NextEventOptions:
             top_g=getattr(args, "top_g", None),
             quantile=float(getattr(args, "quantile", None) or 0.99),
             bounded=session_windows,
-            seen_context=seen_context_from_args(args),
+            seen_context=_optional_int(args, "seen_context"),
+            seen_min_count=_optional_int(args, "seen_min_count"),
             fit=fit,
         )
 
+    def seen_candidates(self) -> list[tuple[int, int]]:
+        """(context, min_count) settings the held-out rule chooses among; context 0 = off."""
+        if self.seen_context is not None and self.seen_context < 0:
+            raise ValueError(f"--seen-context must be >= 0, got {self.seen_context}")
+        if self.seen_min_count is not None and self.seen_min_count < 1:
+            raise ValueError(f"--seen-min-count must be >= 1, got {self.seen_min_count}")
+        if self.seen_context is not None:
+            contexts = [min(self.seen_context, self.history)]
+        else:
+            contexts = [0, *sorted({c for c in SEEN_CONTEXTS if c < self.history} | {self.history})]
+        counts = [self.seen_min_count] if self.seen_min_count is not None else list(SEEN_MIN_COUNTS)
+        return [(c, 1) if c == 0 else (c, k) for c in contexts for k in ([1] if c == 0 else counts)]
 
-def seen_context_from_args(args: Any) -> int:
-    """`--seen-context` (0 is a real value: off), else the default of NextEventOptions."""
-    value = getattr(args, "seen_context", None)
-    return DEFAULT_SEEN_CONTEXT if value is None else int(value)
+
+def _optional_int(args: Any, name: str) -> int | None:
+    """An integer option whose 0 is a real value (so `or default` would be wrong); None when absent."""
+    value = getattr(args, name, None)
+    return None if value is None else int(value)
+
+
+@dataclass(frozen=True, slots=True)
+class SeenCandidate:
+    """One allowlist setting as judged on held-out normal sessions."""
+
+    context: int
+    """0 = no allowlist."""
+    min_count: int
+    top_g: int
+    holdout_fpr: float
+    """Share of held-out normal sessions scoring above `top_g`."""
+
+    def strictness(self) -> tuple[int, int, int]:
+        """Larger = forgives less: no allowlist, then more sessions required, then a longer context."""
+        return (1 if self.context == 0 else 0, self.min_count, self.context)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"context": self.context, "min_count": self.min_count, "top_g": self.top_g,
+                "holdout_fpr": round(self.holdout_fpr, 6)}
+
+
+SEEN_RULE = ("each candidate's allowlist from the training part only and its g from the held-out quantile; "
+             "then the smallest g, then the lowest share of held-out normal sessions above it, then the strictest "
+             "allowlist (none, then the larger min_count, then the longer context)")
+
+
+def choose_seen(candidates: Sequence[SeenCandidate]) -> SeenCandidate:
+    """The held-out rule (`SEEN_RULE`): normal data only, never labels.
+
+    Every candidate's g already keeps held-out normal sessions within the quantile budget, so false
+    positives are bounded alike and the choice goes to sensitivity: g first, because the rank rule is the
+    lever that catches every kind of unexpected event; then the cleaner held-out share (a difference of a
+    session or two out of a few hundred, hence only a tie-break); then the allowlist that forgives least.
+    Putting the held-out share first was tried and measured worse: it rewards settings that merely got
+    one held-out session fewer, at a larger g.
+    """
+    if not candidates:
+        raise ValueError("no seen-transition candidates to choose from")
+    return min(candidates, key=lambda c: (c.top_g, c.holdout_fpr, tuple(-x for x in c.strictness())))
+
+
+def judge_seen(
+    logits: np.ndarray[Any, Any],
+    hold_windows: NextEventBatch,
+    held: Sequence[IntArray],
+    train_windows: NextEventBatch,
+    options: NextEventOptions,
+    vocabulary_size: int,
+) -> list[SeenCandidate]:
+    """Every candidate setting's g and held-out false-positive share, from one set of held-out logits."""
+    out: list[SeenCandidate] = []
+    for context, min_count in options.seen_candidates():
+        seen = SeenTransitions.fit(train_windows, context, min_count) if context else None
+        scores = session_scores(logits, hold_windows, held, seen).session
+        g = choose_top_g(scores, options, vocabulary_size)
+        fpr = float((scores > g).mean()) if scores.size else 0.0
+        out.append(SeenCandidate(context, min_count, g, fpr))
+    return out
+
+
+def choose_top_g(hold_scores: np.ndarray[Any, Any], options: NextEventOptions, vocabulary_size: int) -> int:
+    """The given g, else the smallest integer >= `min_top_g` above the held-out `quantile`."""
+    if options.top_g is not None:
+        g = options.top_g
+    else:
+        finite = hold_scores[hold_scores < UNKNOWN_SCORE]
+        # Linear interpolation, not the next-higher sample: with a few hundred held-out sessions the
+        # 0.99 quantile would otherwise be the single second-worst session, and one rare-but-normal
+        # session would decide g for everything.
+        q = float(np.quantile(finite, options.quantile)) if finite.size else 0.0
+        g = max(options.min_top_g, math.ceil(q))
+    return max(1, min(g, vocabulary_size - 1))
 
 
 @dataclass(slots=True)
@@ -104,6 +210,8 @@ class NextEventResult:
     summary: dict[str, Any]
     seen: SeenTransitions | None = None
     """Transitions of every normal session (training and held-out), for serving."""
+    seen_selection: dict[str, Any] = field(default_factory=dict)
+    """How the allowlist setting was chosen: the rule, every candidate's g and held-out share, the choice."""
 
 
 NetFactory = Callable[[int], Any]
@@ -123,6 +231,7 @@ def train_next_event(
     seed_everything(fo.seed, fo.threads)
     if len(sessions) < 2:
         raise ValueError(f"{label}: need at least 2 normal sessions to train and hold out, got {len(sessions)}")
+    options.seen_candidates()  # refuse bad allowlist options before a long fit
     vocabulary = Vocabulary.fit(sessions)
     encoder = Encoder(vocabulary)
     encoded = [encoder.encode(s, bounded=options.bounded) for s in sessions]
@@ -168,23 +277,28 @@ def train_next_event(
 
     predict = _onnx_predict(onnx_path)
     held = [encoded[i] for i in hold_idx]
-    context = max(0, min(options.seen_context, options.history))
-    # g is chosen with the allowlist of the training part only: the held-out sessions stand for normal
-    # traffic the allowlist has not seen. The bundle then serves the allowlist of all normal sessions,
-    # which can only lower scores, so g stays on the safe side.
-    train_seen = SeenTransitions.fit(train_w, context) if context else None
-    hold_scores = score_next_event(predict, held, options.history, bounded=options.bounded, seen=train_seen).session
-    seen = SeenTransitions.fit(next_event_windows(encoded, options.history, bounded=options.bounded), context) if context else None
+    # The allowlist setting and g are chosen with the allowlist of the training part only: the held-out
+    # sessions stand for normal traffic the allowlist has not seen. The bundle then serves the allowlist
+    # of all normal sessions, which can only lower scores, so g stays on the safe side.
+    hold_logits = predict_windows(predict, hold_w)
+    candidates = judge_seen(hold_logits, hold_w, held, train_w, options, vocabulary.size)
+    chosen = choose_seen(candidates)
+    hold_seen = SeenTransitions.fit(train_w, chosen.context, chosen.min_count) if chosen.context else None
+    hold_scores = session_scores(hold_logits, hold_w, held, hold_seen).session
+    seen = None
+    if chosen.context:
+        seen = SeenTransitions.fit(next_event_windows(encoded, options.history, bounded=options.bounded),
+                                   chosen.context, chosen.min_count)
+    g = chosen.top_g
     if options.top_g is not None:
-        g, method = options.top_g, "top-g (given)"
+        method = "top-g (given)"
     else:
-        finite = hold_scores[hold_scores < UNKNOWN_SCORE]
-        # Linear interpolation, not the next-higher sample: with a few hundred held-out sessions the
-        # 0.99 quantile would otherwise be the single second-worst session, and one rare-but-normal
-        # session would decide g for everything.
-        q = float(np.quantile(finite, options.quantile)) if finite.size else 0.0
-        g, method = max(1, math.ceil(q)), "top-g (quantile of held-out normal session scores)"
-    g = min(g, vocabulary.size - 1)
+        method = f"top-g (quantile of held-out normal session scores, at least {options.min_top_g})"
+    selection = {
+        "rule": SEEN_RULE if len(candidates) > 1 else "given (--seen-context and --seen-min-count)",
+        "chosen": chosen.to_json(),
+        "candidates": [c.to_json() for c in candidates],
+    }
     summary = {
         "sessions": len(sessions),
         "train_sessions": len(train_idx),
@@ -197,7 +311,7 @@ def train_next_event(
         "holdout_flagged": int((hold_scores > g).sum()),
         "seen_transitions": len(seen) if seen is not None else 0,
     }
-    return NextEventResult(onnx_path, vocabulary, g, method, result, parity, summary, seen)
+    return NextEventResult(onnx_path, vocabulary, g, method, result, parity, summary, seen, selection)
 
 
 def _quantiles(scores: np.ndarray[Any, Any]) -> dict[str, float]:
@@ -236,8 +350,11 @@ def write_next_event_bundle(
         },
         "top_g": result.top_g,
         "seen_transitions": None if result.seen is None else {
-            "file": TRANSITIONS_FILE, "context": result.seen.context, "count": len(result.seen), "hash": TRANSITIONS_HASH,
+            "file": TRANSITIONS_FILE, "context": result.seen.context, "min_count": result.seen.min_count,
+            "count": len(result.seen), "hash": TRANSITIONS_HASH,
         },
+        "seen_selection": result.seen_selection,
+        "min_top_g": options.min_top_g,
         "score": ("max over positions of (rank - 1) + (1 - p) of the observed event, (1 - p) when its transition is in "
                   "seen_transitions; unknown key scores 1e6"),
         "parity_max_abs_error": result.parity_error,

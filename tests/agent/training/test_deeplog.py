@@ -53,8 +53,18 @@ def test_trained_bundle_flags_broken_order_truncation_and_unknown_keys(bundle_di
     # the trainer compared torch and onnxruntime on random histories of several batch sizes and lengths
     assert bundle.model["parity_max_abs_error"] <= 1e-4
     assert bundle.threshold.value == bundle.model["top_g"] >= 1
+    # the allowlist setting was chosen by the held-out rule, and the manifest says how and what it served
+    selection = bundle.model["seen_selection"]
+    chosen = selection["chosen"]
+    assert chosen in selection["candidates"] and len(selection["candidates"]) > 1
+    assert chosen["top_g"] == bundle.model["top_g"] >= bundle.model["min_top_g"] == 2
+    assert chosen["holdout_fpr"] == min(c["holdout_fpr"] for c in selection["candidates"])
     seen = bundle.model["seen_transitions"]
-    assert seen["context"] == 4 and len(bundle.files[seen["file"]]) == 8 * seen["count"] > 0
+    if chosen["context"] == 0:
+        assert seen is None
+    else:
+        assert (seen["context"], seen["min_count"]) == (chosen["context"], chosen["min_count"])
+        assert len(bundle.files[seen["file"]]) == 8 * seen["count"] > 0
     model = open_window_model(bundle)
     normal, _ = session_windows(normal_sessions(200, seed=2), 1000)
     broken, _ = session_windows(BROKEN + UNKNOWN, 1000)
