@@ -17,7 +17,7 @@ import structlog
 
 from agent.drain import Drain, DrainConfig
 from agent.errors import StateError
-from agent.plugin import Header, Kind, Parser, PluginContext
+from agent.plugin import BatchParser, Header, Kind, Parser, PluginContext
 from agent.state import set_aside
 from agent.types import Record
 
@@ -70,6 +70,7 @@ class ParseStage:
     def __init__(self, parser: Parser, drain: Drain) -> None:
         self.parser = parser
         self.drain = drain
+        self._fill = parser.fill if isinstance(parser, BatchParser) else None
         self.records = 0
         self.unparsed = 0
         self.parser_errors = 0
@@ -91,8 +92,26 @@ class ParseStage:
 
         `members`, when given, receives the tree cluster of each record (`Match.member_id`): offline
         commands use it to print every line's *final* template after all input."""
-        parse = self.parser.parse
         self.records += len(records)
+        if self._fill is not None:
+            try:
+                self.unparsed += self._fill(records)
+            except (ValueError, TypeError, KeyError, IndexError, RecursionError):
+                self._parse_each(records)  # line by line, so only the line that fails is counted and kept whole
+        else:
+            self._parse_each(records)
+        matches = self.drain.add_many([rec.message for rec in records])
+        for rec, m in zip(records, matches, strict=True):
+            rec.template_id = m.cluster_id
+            rec.template = m.template
+            rec.params = m.params
+        if members is not None:
+            members.extend(m.member_id for m in matches)
+        return records
+
+    def _parse_each(self, records: list[Record]) -> None:
+        """The header parser line by line; a line it fails on is counted and kept whole as its message."""
+        parse = self.parser.parse
         for rec in records:
             try:
                 header: Header | None = parse(rec.raw)
@@ -108,14 +127,6 @@ class ParseStage:
                 rec.level = header.level
                 rec.component = header.component
                 rec.fields = header.fields
-        matches = self.drain.add_many([rec.message for rec in records])
-        for rec, m in zip(records, matches, strict=True):
-            rec.template_id = m.cluster_id
-            rec.template = m.template
-            rec.params = m.params
-        if members is not None:
-            members.extend(m.member_id for m in matches)
-        return records
 
     def _failed(self, exc: Exception) -> None:
         """Count a header parser's unexpected failure on one line and log it once per kind."""

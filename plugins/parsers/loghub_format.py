@@ -13,6 +13,7 @@ from typing import ClassVar
 
 from agent.plugin import Header, PluginContext
 from agent.schema import opt
+from agent.types import Record
 from plugins.parsers.common import normalize_level, parse_time
 
 _FIELD = re.compile(r"<([A-Za-z_][A-Za-z0-9_]*)>")
@@ -88,29 +89,39 @@ class FormatParser:
         return []
 
     def parse(self, raw: str) -> Header | None:
-        m = self._words.match(raw) or self._regex.match(raw)
-        if m is None:
+        rec = Record("", "", raw)
+        if self.fill([rec]):
             return None
-        # One groups() call and positional picks: m.group(name) costs a name lookup per field.
-        g = m.groups()
+        return Header(rec.message, rec.time, rec.level, rec.component, rec.fields)
+
+    def fill(self, records: list[Record]) -> int:
+        """The one implementation of this parser; `parse` is a batch of one. Positional picks out of one
+        groups() call, because m.group(name) costs a name lookup per field."""
+        words, exact = self._words.match, self._regex.match
+        content, level_at, component_at = self._content_at, self._level_at, self._component_at
         times = self._time_at
-        if not times:
-            when = None
-        elif len(times) == 1:
-            when = parse_time(g[times[0]])
-        else:
-            when = parse_time(" ".join(g[i] for i in times))
+        one_time = times[0] if len(times) == 1 else -1
         extra = self._extra_at
-        if not extra:
-            fields = None
-        elif len(extra) == 1:
-            fields = {extra[0][0]: g[extra[0][1]]}
-        else:
-            fields = {name: g[i] for name, i in extra}
-        return Header(
-            g[self._content_at],
-            when,
-            normalize_level(g[self._level_at]) if self._level_at >= 0 else None,
-            (g[self._component_at] or None) if self._component_at >= 0 else None,
-            fields,
-        )
+        one_extra = extra[0] if len(extra) == 1 else None
+        unparsed = 0
+        for rec in records:
+            raw = rec.raw
+            m = words(raw) or exact(raw)
+            if m is None:
+                rec.message = raw
+                rec.time = rec.level = rec.component = rec.fields = None
+                unparsed += 1
+                continue
+            g = m.groups()
+            rec.message = g[content]
+            if one_time >= 0:
+                rec.time = parse_time(g[one_time])
+            else:
+                rec.time = parse_time(" ".join(g[i] for i in times)) if times else None
+            rec.level = normalize_level(g[level_at]) if level_at >= 0 else None
+            rec.component = (g[component_at] or None) if component_at >= 0 else None
+            if one_extra is not None:
+                rec.fields = {one_extra[0]: g[one_extra[1]]}
+            else:
+                rec.fields = {name: g[i] for name, i in extra} if extra else None
+        return unparsed

@@ -8,7 +8,7 @@ from typing import Any
 from agent.config import ParserSection
 from agent.drain import Drain, DrainConfig
 from agent.parsing import ParseStage
-from agent.plugin import Kind
+from agent.plugin import BatchParser, Header, Kind
 from agent.registry import Registry
 from agent.types import Record
 
@@ -62,3 +62,46 @@ def test_bad_lines_never_raise() -> None:
     out = stage.process(_records(*lines))
     assert all(r.template_id > 0 for r in out)
     assert isinstance(stage.drain, Drain)
+
+
+class _Fussy:
+    """A third-party batch parser that fails on one kind of line, as a buggy plugin would."""
+
+    name = "fussy"
+    config_class = object
+
+    def parse(self, raw: str) -> Header | None:
+        if "boom" in raw:
+            raise ValueError("cannot read this line")
+        return Header(raw.partition(" ")[2], level=raw.partition(" ")[0])
+
+    def fill(self, records: list[Record]) -> int:
+        for rec in records:
+            header = self.parse(rec.raw)
+            assert header is not None
+            rec.message, rec.level = header.message, header.level
+        return 0
+
+
+def test_a_batch_parser_that_fails_falls_back_line_by_line_and_counts_only_the_bad_line() -> None:
+    stage = ParseStage(_Fussy(), Drain(DrainConfig()))
+    out = stage.process(_records("INFO job 1 done", "WARN boom happened", "ERROR job 2 failed"))
+    assert [r.level for r in out] == ["INFO", None, "ERROR"]
+    assert [r.message for r in out] == ["job 1 done", "WARN boom happened", "job 2 failed"]
+    st = stage.stats()
+    assert st["parser_errors"] == 1 and st["unparsed"] == 1 and st["records"] == 3
+
+
+def test_the_format_parser_fills_a_batch_as_it_parses_one_line() -> None:
+    reg = Registry.default(entry_points=False)
+    parser = reg.get(Kind.PARSER, "format")(
+        reg.get(Kind.PARSER, "format").config_class(format="<Date> <Level> <Pid> <Component>: <Content>"), None)
+    assert isinstance(parser, BatchParser)
+    lines = ["2024-01-02T03:04:05.5Z warning 77 a.b: disk full", "no header here", "2024-01-02 03:04:05 E 1 x:  y z"]
+    batch = _records(*lines)
+    assert parser.fill(batch) == 1
+    for line, rec in zip(lines, batch, strict=True):
+        h = parser.parse(line)
+        got = None if rec.message == line else (rec.message, rec.time, rec.level, rec.component, rec.fields)
+        assert got == (None if h is None else (h.message, h.time, h.level, h.component, h.fields))
+    assert batch[0].fields == {"Pid": "77"} and batch[0].level == "WARN" and batch[2].message == "y z"
