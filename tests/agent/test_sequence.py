@@ -129,3 +129,22 @@ def test_seen_transitions_round_trip_and_refuse_bad_bytes() -> None:
         SeenTransitions.from_bytes(seen.to_bytes()[::-1], 3)
     with pytest.raises(ValueError, match="context"):
         SeenTransitions.fit(next_event_windows(seqs, 3, bounded=True), 4)
+
+
+def test_a_transition_seen_in_fewer_than_min_count_sessions_is_not_allowlisted() -> None:
+    common = [np.asarray([5, 7, 6], dtype=np.int64)] * 3
+    # one odd session repeats the rare transition (5 -> 6) four times: still one session of evidence
+    odd = [np.asarray([5, 6, 5, 6, 5, 6, 5, 6], dtype=np.int64)]
+    windows = next_event_windows(common + odd, 1, bounded=False)
+    probe = next_event_windows([np.asarray([5, 7], dtype=np.int64), np.asarray([5, 6], dtype=np.int64)], 1, bounded=False)
+    assert SeenTransitions.fit(windows, 1).contains(probe).tolist() == [True, True]
+    strict = SeenTransitions.fit(windows, 1, min_count=2)
+    assert strict.min_count == 2
+    assert strict.contains(probe).tolist() == [True, False]  # (5 -> 7) in 3 sessions, (5 -> 6) in 1
+    assert SeenTransitions.fit(windows, 1, min_count=4).contains(probe).tolist() == [False, False]
+    # the rank rule applies again to the rare transition: 6 is the model's second choice
+    assert score_next_event(_favours_token_5, odd, 1, bounded=False, seen=strict).session[0] > 1.0
+    with pytest.raises(ValueError, match="min_count"):
+        SeenTransitions.fit(windows, 1, min_count=0)
+    back = SeenTransitions.from_bytes(strict.to_bytes(), 1, 2)
+    assert back.hashes.tolist() == strict.hashes.tolist() and back.min_count == 2

@@ -128,3 +128,39 @@ def test_train_cli_exits_non_zero_with_the_extra_named_when_torch_is_missing(
     assert main(["train", "--model", "deeplog", "--sessions", str(train), "--out", str(tmp_path / "b")]) != 0
     assert "logwarden[train]" in capsys.readouterr().err
     assert not (tmp_path / "b").exists()
+
+
+def test_given_allowlist_options_are_recorded_and_old_or_bad_min_counts_are_handled(tmp_path: Path) -> None:
+    import shutil
+
+    from agent.errors import BundleError
+
+    train = write_sessions(tmp_path / "normal.txt", normal_sessions(120, seed=3))
+    out = tmp_path / "b"
+    args = [*shared_train_args("deeplog", train, out), "--seen-context", "3", "--seen-min-count", "2", "--epochs", "3"]
+    assert main(args) == 0
+    bundle = load_bundle(out)
+    seen = bundle.model["seen_transitions"]
+    assert (seen["context"], seen["min_count"]) == (3, 2)
+    assert bundle.model["seen_selection"]["rule"].startswith("given")
+    assert [(c["context"], c["min_count"]) for c in bundle.model["seen_selection"]["candidates"]] == [(3, 2)]
+    assert open_window_model(bundle).seen.min_count == 2  # type: ignore[attr-defined]
+    # a bundle written before the minimum count existed loads with 1 (every transition seen once counted)
+    old = tmp_path / "old"
+    shutil.copytree(out, old)
+    manifest = json.loads((old / "manifest.json").read_text())
+    del manifest["model"]["seen_transitions"]["min_count"]
+    (old / "manifest.json").write_text(json.dumps(manifest))
+    assert open_window_model(load_bundle(old)).seen.min_count == 1  # type: ignore[attr-defined]
+    manifest["model"]["seen_transitions"]["min_count"] = 0
+    (old / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(BundleError, match="min_count"):
+        open_window_model(load_bundle(old))
+
+
+def test_train_refuses_a_bad_min_count_before_fitting(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    train = write_sessions(tmp_path / "normal.txt", normal_sessions(20))
+    args = [*shared_train_args("deeplog", train, tmp_path / "b"), "--seen-min-count", "0"]
+    assert main(args) != 0
+    assert "seen-min-count" in capsys.readouterr().err
+    assert not (tmp_path / "b").exists()

@@ -1,0 +1,70 @@
+"""Choosing the seen-transition allowlist and g from held-out normal sessions only (no torch: a fixed predictor)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from agent.sequence import NextEventBatch, next_event_windows, predict_windows
+from agent.training.next_event import NextEventOptions, SeenCandidate, choose_seen, judge_seen
+
+
+def test_choice_is_the_smallest_g_then_the_cleaner_held_out_share_then_the_strictest() -> None:
+    loose = SeenCandidate(3, 1, 2, 0.0)
+    strict = SeenCandidate(8, 5, 2, 0.0)
+    assert choose_seen([loose, strict]) == strict
+    assert choose_seen([SeenCandidate(3, 5, 2, 0.0), SeenCandidate(8, 3, 2, 0.0)]).min_count == 5  # count before context
+    assert choose_seen([SeenCandidate(0, 1, 2, 0.0), strict]).context == 0  # no allowlist forgives least
+    assert choose_seen([strict, SeenCandidate(3, 1, 2, 0.0025)]) == strict
+    assert choose_seen([strict, SeenCandidate(0, 1, 3, 0.0)]) == strict  # a larger g loses whatever else
+    with pytest.raises(ValueError):
+        choose_seen([])
+
+
+def _model(vocab: int) -> object:
+    """Predicts token 5 first, 6 second, then 7, 8, ... by index: a fixed ranking, no training."""
+
+    def predict(x: np.ndarray) -> np.ndarray:
+        z = np.zeros((x.shape[0], vocab), dtype=np.float32)
+        z[:, 5:] = -np.arange(vocab - 5, dtype=np.float32)
+        return z
+
+    return predict
+
+
+def _judge(train: list[list[int]], held: list[list[int]], **options: object) -> list[SeenCandidate]:
+    opts = NextEventOptions(history=3, bounded=False, **options)  # type: ignore[arg-type]
+    enc_t = [np.asarray(s, dtype=np.int64) for s in train]
+    enc_h = [np.asarray(s, dtype=np.int64) for s in held]
+    train_w = next_event_windows(enc_t, 3, bounded=False)
+    hold_w: NextEventBatch = next_event_windows(enc_h, 3, bounded=False)
+    logits = predict_windows(_model(12), hold_w)  # type: ignore[arg-type]
+    return judge_seen(logits, hold_w, enc_h, train_w, opts, 12)
+
+
+def test_held_out_normal_sessions_decide_the_allowlist_and_g() -> None:
+    # normal: 5 5 5 5 (top-1 all the way) and a rare branch 5 5 5 9 (rank 5) seen in 2 training sessions
+    train = [[5, 5, 5, 5]] * 40 + [[5, 5, 5, 9]] * 2
+    quiet = [[5, 5, 5, 5]] * 50
+    with_branch = quiet[:48] + [[5, 5, 5, 9]] * 2
+    cands = _judge(train, quiet)
+    assert {(c.context, c.min_count) for c in cands} >= {(0, 1), (3, 1), (3, 2), (3, 5)}
+    assert all(c.top_g == 2 and c.holdout_fpr == 0.0 for c in cands)  # the floor: g >= 2
+    assert choose_seen(cands).context == 0  # nothing to forgive on held-out data: no allowlist
+    # held-out sessions that take the rare branch: an allowlist that knows it keeps g at 2 and wins
+    cands = {(c.context, c.min_count): c for c in _judge(train, with_branch)}
+    assert cands[(3, 2)].top_g == 2 and cands[(3, 2)].holdout_fpr == 0.0
+    assert cands[(0, 1)].top_g > 2 and cands[(3, 3)].top_g > 2  # 2 sessions < min count 3: scored by rank
+    assert (choose_seen(list(cands.values())).context, choose_seen(list(cands.values())).min_count) == (3, 2)
+
+
+def test_given_options_narrow_the_candidates_and_bad_ones_are_refused() -> None:
+    assert NextEventOptions(history=10, seen_context=4, seen_min_count=5).seen_candidates() == [(4, 5)]
+    assert NextEventOptions(history=10, seen_context=0).seen_candidates() == [(0, 1)]
+    assert NextEventOptions(history=2, seen_context=9, seen_min_count=1).seen_candidates() == [(2, 1)]
+    auto = NextEventOptions(history=10).seen_candidates()
+    assert (0, 1) in auto and (10, 5) in auto and all(c == 0 or c >= 3 for c, _ in auto)
+    with pytest.raises(ValueError, match="seen-min-count"):
+        NextEventOptions(seen_min_count=0).seen_candidates()
+    with pytest.raises(ValueError, match="seen-context"):
+        NextEventOptions(seen_context=-1).seen_candidates()
