@@ -8,6 +8,8 @@ writer, a truncation or a rename can never move it behind our back.
 
 from __future__ import annotations
 
+import itertools
+import operator
 import os
 import re
 import threading
@@ -196,13 +198,45 @@ class TailFile:
         self.last_seen = (-1, -1)
         self.multiline = None
 
-    def feed(self, data: bytes, rules: LineRules, stats: TailStats) -> list[tuple[bytes, int]]:
-        """Split freshly read bytes (which start at `read_pos`) into complete lines with their end offsets."""
+    def feed(self, data: bytes, rules: LineRules, stats: TailStats) -> tuple[bytes, list[int]]:
+        """Split freshly read bytes (which start at `read_pos`) into complete lines.
+
+        Returns the lines joined by b"\\n" (one buffer, so the caller decodes them with one call) and the end
+        offset of each. The usual chunk (no NUL byte, no over-long line) is split with a few C-level calls;
+        anything unusual takes the line-by-line path, which handles every case.
+        """
         base = self.read_pos
         self.read_pos += len(data)
         self.tail = (self.tail + data[-MARKER_SIZE:])[-MARKER_SIZE:]
         if self.cursor is not None:
             self.cursor.append(base, data)
+        if not self.discarding and self.keep is None and b"\x00" not in data:
+            got = self._split_fast(data, base, rules, stats)
+            if got is not None:
+                return got
+        lines = self._split(data, base, rules, stats)
+        return b"\n".join([line for line, _ in lines]), [end for _, end in lines]
+
+    def _split_fast(self, data: bytes, base: int, rules: LineRules, stats: TailStats) -> tuple[bytes, list[int]] | None:
+        """The common case in bulk; None (and nothing changed) when a line is too long or none is complete."""
+        last = data.rfind(b"\n")
+        if last < 0:
+            return None
+        held = len(self.buf)
+        head = bytes(self.buf) + data[:last] if held else data[:last]
+        lines = head.split(b"\n")
+        if max(map(len, lines)) > rules.max_line_size:
+            return None
+        begin = base - held + 1  # line i ends at begin + (its length and those before it) + i
+        ends = list(map(operator.add, itertools.accumulate(map(len, lines)), range(begin, begin + len(lines))))
+        self.buf.clear()
+        self.line_start = base + last + 1
+        if last + 1 < len(data):
+            self._hold(data[last + 1 :], rules, stats)
+        return head, ends
+
+    def _split(self, data: bytes, base: int, rules: LineRules, stats: TailStats) -> list[tuple[bytes, int]]:
+        """Line by line: NUL padding, held partial lines, lines over `max_line_size`."""
         out: list[tuple[bytes, int]] = []
         start = 0
         n = len(data)

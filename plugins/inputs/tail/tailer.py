@@ -13,6 +13,7 @@ import contextlib
 import os
 import threading
 from collections.abc import Sequence
+from itertools import repeat
 
 import structlog
 
@@ -360,11 +361,11 @@ class Tailer:
             if not data:
                 return False
             since = f.line_start
-            lines = f.feed(data, self.rules, self.stats)
+            head, ends = f.feed(data, self.rules, self.stats)
             self.stats.bytes_read += len(data)
             total += len(data)
-            if lines:
-                self._deliver(f, lines, since)
+            if ends:
+                self._deliver(f, head, ends, since)
             if len(data) < want:
                 return False
             if budget is not None and total >= budget:
@@ -393,39 +394,50 @@ class Tailer:
                                 self.ctx.clock.time())
             self._dirty.set()
 
-    def _deliver(self, f: TailFile, lines: list[tuple[bytes, int]], since: int) -> None:
+    def _deliver(self, f: TailFile, head: bytes, ends: list[int], since: int) -> None:
+        """Decode the complete lines of one read, assemble multiline records, queue them as Records.
+
+        This runs for every line at full rate, so it works on whole lists: one decode of the joined lines,
+        one split, records built by `map`. Only a chunk that does not decode falls back to line by line,
+        so each bad line is counted and replaced on its own.
+        """
         cursor = self._cursor(f, since)
         fid = str(cursor.file_id) if cursor is not None else ""
-        enc = self.config.encoding
-        t = self.ctx.clock.time()
-        now = self.ctx.clock.monotonic()
-        tag = self.ctx.tag
+        self.stats.lines_read += len(ends)
+        texts = self._decode(head)
+        if b"\r" in head:  # CRLF files: drop the CR that ends a line
+            texts = [t[:-1] if t[-1:] == "\r" else t for t in texts]
         ml = f.multiline
-        last = -1
-        self.stats.lines_read += len(lines)
-        for raw, end in lines:
-            if raw[-1:] == b"\r":
-                raw = raw[:-1]
+        if ml is None:
+            raws, offsets = texts, ends
+        else:
+            raws, offsets, forced = ml.push_many(texts, ends, self.ctx.clock.monotonic())
+            self.stats.multiline_flushed += forced
+        if not raws:
+            return
+        n = len(raws)
+        self._out += map(Record, repeat(self.ctx.tag, n), repeat(f.path, n), raws, offsets, repeat(fid, n),
+                         repeat(self.ctx.clock.time(), n))
+        if cursor is not None:
+            cursor.emitted = max(cursor.emitted, offsets[-1])
+        while len(self._out) >= BATCH:
+            batch, self._out = self._out[:BATCH], self._out[BATCH:]
+            self._emit_batch(batch)
+
+    def _decode(self, head: bytes) -> list[str]:
+        enc = self.config.encoding
+        try:
+            return head.decode(enc).split("\n")
+        except UnicodeDecodeError:
+            pass
+        texts = []
+        for raw in head.split(b"\n"):
             try:
-                text = raw.decode(enc)
+                texts.append(raw.decode(enc))
             except UnicodeDecodeError:
                 self.stats.decode_errors += 1
-                text = raw.decode(enc, "replace")
-            if ml is None:
-                self._out.append(Record(tag=tag, source=f.path, raw=text, offset=end, file_id=fid, read_time=t))
-                last = end
-            else:
-                done, forced = ml.push(text, end, now)
-                self.stats.multiline_flushed += forced
-                for joined, jend in done:
-                    self._out.append(
-                        Record(tag=tag, source=f.path, raw=joined, offset=jend, file_id=fid, read_time=t)
-                    )
-                    last = jend
-            if len(self._out) >= BATCH:
-                self._send()
-        if cursor is not None and last >= 0:
-            cursor.emitted = max(cursor.emitted, last)
+                texts.append(raw.decode(enc, "replace"))
+        return texts
 
     def _emit_one(self, f: TailFile, text: str, end: int) -> None:
         fid = str(f.cursor.file_id) if f.cursor is not None else ""
@@ -439,9 +451,14 @@ class Tailer:
             self._emit_one(f, rec[0], rec[1])
 
     def _send(self) -> None:
-        if not self._out or self._emit is None:
+        if self._out:
+            batch, self._out = self._out, []
+            self._emit_batch(batch)
+
+    def _emit_batch(self, batch: list[Record]) -> None:
+        if self._emit is None:
+            self._out[:0] = batch
             return
-        batch, self._out = self._out, []
         self.stats.records_emitted += len(batch)
         self._emit(batch)
 
