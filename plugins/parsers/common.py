@@ -8,6 +8,7 @@ host writes to its own logs); syslog lines carry no year, so the current year is
 
 from __future__ import annotations
 
+import math
 import re
 import time
 from datetime import datetime
@@ -109,6 +110,16 @@ def parse_time(text: str | None) -> float | None:
     except (ValueError, OverflowError, OSError):
         return None
     return None
+
+
+def epoch_number(value: float) -> float | None:
+    """A numeric timestamp as epoch seconds, or None when it is not a finite number: JSON readers accept
+    NaN, Infinity and integers too large for a float, and a NaN time would break every time window."""
+    try:
+        seconds = float(value)
+    except OverflowError:
+        return None
+    return seconds if math.isfinite(seconds) else None
 
 
 def _second(m: re.Match[str]) -> tuple[float, float] | None:

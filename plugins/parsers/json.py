@@ -12,7 +12,7 @@ from typing import ClassVar
 
 from agent.plugin import Header, PluginContext
 from agent.schema import opt
-from plugins.parsers.common import normalize_level, parse_time, scalar_text
+from plugins.parsers.common import epoch_number, normalize_level, parse_time, scalar_text
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -57,7 +57,7 @@ class JsonParser:
         if key is not None:
             used.add(key)
             value = doc[key]
-            header.time = float(value) if isinstance(value, int | float) and not isinstance(value, bool) else parse_time(
+            header.time = epoch_number(value) if isinstance(value, int | float) and not isinstance(value, bool) else parse_time(
                 scalar_text(value)
             )
         key = _first(doc, self._component)

@@ -18,3 +18,13 @@ def test_not_json_or_no_message_is_none() -> None:
     assert p.parse("[1, 2]") is None
     assert p.parse('{"other": 1}') is None
     assert p.parse('{"msg": "hi", "time": "2024-01-02T03:04:05+01:00"}').time == 1704161045.0  # type: ignore[union-attr]
+
+
+def test_non_finite_or_huge_numeric_times_are_dropped_not_kept() -> None:
+    parser = JsonParser()
+    for text in ('{"msg": "a", "time": NaN}', '{"msg": "a", "time": Infinity}', '{"msg": "a", "time": -Infinity}',
+                 '{"msg": "a", "time": ' + "9" * 400 + "}"):
+        header = parser.parse(text)
+        assert header is not None and header.message == "a" and header.time is None, text
+    header = parser.parse('{"msg": "a", "time": 1800000000.25}')
+    assert header is not None and header.time == 1_800_000_000.25
