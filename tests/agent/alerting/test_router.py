@@ -173,3 +173,22 @@ def test_a_spool_that_cannot_be_written_fails_submit_and_leaves_no_dedup_state(t
     with pytest.raises(sqlite3.Error):
         router.submit([score()], tag="app")
     assert router.open_alerts() == []
+
+
+def test_a_failed_spool_write_rolls_an_open_alert_back_to_what_it_was(tmp_path: Path) -> None:
+    import sqlite3
+
+    import pytest
+
+    clock = ManualClock()
+    router, _ = make(tmp_path, clock)
+    router.submit([score()], tag="app")
+    (before,) = router.open_alerts()
+    router.spool.close()
+    clock.advance(3600)  # past the cooldown, so the repeat would notify (and mark the output resent)
+    with pytest.raises(sqlite3.Error):
+        router.submit([score(sev=Severity.CRITICAL, start=5000.0, templates=1)], tag="app")
+    (after,) = router.open_alerts()
+    assert after == before and after.count == 1 and after.severity == Severity.WARNING
+    assert len(after.evidence.templates) == len(before.evidence.templates)
+    router.close(1.0)
