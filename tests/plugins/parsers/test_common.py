@@ -4,6 +4,7 @@ calls, for every fraction and zone spelling it accepts."""
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -57,3 +58,23 @@ def test_other_shapes_still_parse() -> None:
     assert parse_time("270115 080006") == datetime(2027, 1, 15, 8, 0, 6).timestamp()
     assert parse_time("1800000006.5") == 1_800_000_006.5
     assert parse_time("") is None and parse_time(None) is None and parse_time("yesterday") is None
+
+
+def test_local_times_across_daylight_saving_changes_match_datetime() -> None:
+    """In a zone with DST (a fresh interpreter, so the memos start empty): the minute memo must not
+    carry an offset across a change."""
+    import subprocess
+    import sys
+
+    code = (
+        "from datetime import datetime\n"
+        "from plugins.parsers.common import parse_time\n"
+        "times = ['2026-03-08T01:59:58', '2026-03-08T01:59:59.25', '2026-03-08T02:30:10', '2026-03-08T03:00:01',\n"
+        "         '2026-11-01T00:59:59', '2026-11-01T01:30:05', '2026-11-01T01:30:06.5', '2026-11-01T02:00:00']\n"
+        "bad = [t for t in times if parse_time(t) != datetime.fromisoformat(t).timestamp()]\n"
+        "assert not bad, bad\n"
+        "assert parse_time('2026-03-08T01:59:60') is None and parse_time('2026-02-30T01:00:00') is None\n"
+    )
+    env = {"TZ": "America/New_York", "PYTHONPATH": str(Path(__file__).resolve().parents[3])}
+    proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
