@@ -6,6 +6,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from agent.types import Record
+from plugins.parsers.common import normalize_level
 from plugins.parsers.loghub_format import FormatConfig, FormatParser, compile_format
 
 
@@ -42,3 +44,20 @@ def test_the_word_regex_agrees_with_the_exact_one_wherever_it_matches(line: str)
         if fast is not None:
             slow = exact.match(line)
             assert slow is not None and slow.groupdict() == fast.groupdict()
+
+
+@settings(max_examples=1500, deadline=None)
+@given(st.text(alphabet=" \t\n\r\x0b\x0c\x1c\x1f\x85\xa0\u2003\u200b\u3000ab:-", max_size=30))
+def test_bare_word_formats_split_exactly_as_the_regexes_match(line: str) -> None:
+    """`<A> <B> <Content>` formats take a str.split fast path; it must give what the regexes give."""
+    for fmt in ("<Date> <Level> <Content>", "<Date> <Time> <Level> <Component> <Content>", "<Level> <Content>"):
+        parser = FormatParser(FormatConfig(format=fmt))
+        rec = Record("t", "s", line)
+        unparsed = parser.fill([rec])
+        m = compile_format(fmt, words=True).match(line) or compile_format(fmt).match(line)
+        assert unparsed == (m is None)
+        if m is not None:
+            assert rec.message == m.group("Content")
+            assert rec.level == normalize_level(m.group("Level"))
+            if "Component" in fmt:
+                assert rec.component == (m.group("Component") or None)
