@@ -11,7 +11,8 @@ from __future__ import annotations
 import re
 import threading
 from collections.abc import Iterator, Sequence
-from itertools import accumulate
+from itertools import accumulate, count
+from operator import add
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -65,7 +66,8 @@ def read_batches(
                 data, rest = data[:cut], data[cut:]
                 pieces = data.split(b"\n")
                 pieces.pop()  # the empty piece after the last newline
-                ends = list(accumulate((len(p) + 1 for p in pieces), initial=offset))[1:]
+                # offset + the lengths so far + one newline per line, all in C-level maps
+                ends = list(map(add, accumulate(map(len, pieces)), count(offset + 1)))
             elif rest:
                 data, rest = rest, b""
                 pieces = [data]
