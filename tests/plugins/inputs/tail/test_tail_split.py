@@ -3,7 +3,8 @@
 `TailFile.feed` splits the usual chunk with a few C-level calls and `MultilineBuffer.push_many` cuts
 records between start lines in bulk; both fall back to the per-line code for anything unusual. These
 properties pin them to that per-line code: same lines, same offsets, same records, same counters.
-Then one end-to-end check through the tailer: a CRLF, multiline, badly encoded file read in pieces.
+Then through the tailer: a CRLF, multiline, badly encoded file read in pieces, and a write whose
+filesystem event never came.
 """
 
 from __future__ import annotations
@@ -12,17 +13,23 @@ import itertools
 import os
 import re
 from collections.abc import Callable
+from pathlib import Path
+from typing import Any
 
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
+from watchdog.observers.api import ObservedWatch
+from watchdog.observers.inotify import InotifyObserver
 
-from agent.clock import ManualClock
+from agent.clock import ManualClock, SystemClock
+from agent.plugin import PluginContext
 from agent.schema import ByteSize, Duration
-from plugins.inputs.tail import MultilineConfig
+from plugins.inputs.tail import MultilineConfig, TailConfig, TailInput
 from plugins.inputs.tail.file import LineRules, TailFile
 from plugins.inputs.tail.multiline import MultilineBuffer, MultilineRules
 from plugins.inputs.tail.stats import TailStats
-from tests.plugins.inputs.tail.tailkit import Harness
+from tests.lwtest import wait_for
+from tests.plugins.inputs.tail.tailkit import Harness, Sink, append
 
 PIECES = [b"2026-01-01T10:00:00 INFO a b", b"\tat x.y(z)", b"\n", b"\n", b"\n", b"\r", b"\x00\x00", b"\xff",
           b"\xc3\xa9", b"x" * 40, b"y", b"yyyy", b""]
@@ -118,3 +125,29 @@ def test_crlf_multiline_and_bad_bytes_read_in_pieces(harness: Harness, drain: Dr
     assert offsets == [m.end() for m in re.finditer(rb"\r\n(?=2026|$)", text)]
     assert inp.stats()["decode_errors"] == 1
     assert os.path.getsize(log) == offsets[-1]
+
+
+class _DeafInotify(InotifyObserver):
+    """An observer whose events never arrive: what an inotify queue overflow or an NFS writer looks like."""
+
+    def schedule(self, *args: Any, **kwargs: Any) -> ObservedWatch:
+        return ObservedWatch(str(args[1]), recursive=False)
+
+
+def test_a_write_whose_event_is_lost_is_read_by_the_periodic_reconcile(tmp_path: Path) -> None:
+    """The reader sleeps until its next deadline instead of polling, but never longer than the reconcile."""
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    (logs / "app.log").write_text("before\n")
+    ctx = PluginContext(instance="input.tail.0", state_dir=tmp_path / "state", host="t", tag="app", clock=SystemClock())
+    config = TailConfig(path=[str(logs / "*.log")], read_from="beginning", refresh_interval=Duration(600.0))
+    inp = TailInput(config, ctx, make_observer=_DeafInotify)
+    sink = Sink()
+    sink.input = inp
+    inp.start(sink)
+    try:
+        wait_for(lambda: sink.lines() == ["before"], timeout=10, what="the line found by the first scan")
+        append(logs / "app.log", "after\n")
+        wait_for(lambda: sink.lines() == ["before", "after"], timeout=10, what="the reconcile to read the write")
+    finally:
+        inp.stop()
