@@ -30,6 +30,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -46,6 +47,8 @@ from agent.windows import WindowSpec
 SPEC = WindowSpec(type="session", key_field="session")
 THREADS = 1
 """torch threads of the deep trainers (`--threads`; 1 by default: the machine is shared)."""
+NOTES: list[str] = []
+"""How each deep bundle chose its allowlist on held-out normal sessions, printed under the table."""
 
 
 @dataclass
@@ -95,7 +98,10 @@ def bundle_flagger(model: str) -> Callable[[list[Window], Path, int], Flagger]:
         else:
             data = TrainingData(windows=train, window=SPEC, command="bench", source="bench/detect_deep.py")
             out = resolve_trainer(model)(data, workdir / model, argparse.Namespace(seed=seed, threads=THREADS))
-        served = open_window_model(load_bundle(out))
+        bundle = load_bundle(out)
+        served = open_window_model(bundle)
+        if model != "iforest":
+            NOTES.append(selection_note(model, bundle.model.get("seen_selection", {})))
 
         def flag(ws: list[Window]) -> np.ndarray:
             scores = np.concatenate([served.score_windows(ws[i : i + 1024]).score for i in range(0, len(ws), 1024)])
@@ -104,6 +110,18 @@ def bundle_flagger(model: str) -> Callable[[list[Window], Path, int], Flagger]:
         return flag
 
     return make
+
+
+def selection_note(model: str, selection: dict[str, Any]) -> str:
+    """The held-out candidates behind the allowlist choice (normal data only): g and flagged of n, * = tied."""
+    chosen = selection.get("chosen", {})
+    cells = []
+    for c in selection.get("candidates", []):
+        name = f"{c['context']}/{c['min_count']}" if c["context"] else "off"
+        cells.append(f"{name}: g={c['top_g']} {c['flagged']}{'*' if c.get('tied') else ''}")
+    pick = f"{chosen.get('context')}/{chosen.get('min_count')}" if chosen.get("context") else "off"
+    return (f"{model}: chose {pick} g={chosen.get('top_g')} ({selection.get('rule_name')}, n={selection.get('n')}, "
+            f"band {selection.get('band', 0.0):.4f}; context/count: g flagged): " + ", ".join(cells))
 
 
 ROWS: list[tuple[str, Callable[[list[Window], Path, int], Flagger]]] = [
@@ -165,6 +183,8 @@ def main() -> int:
             cells = [f"{hit[k]}/{total[k]} ({hit[k] / total[k]:.2f})" if total[k] else "-" for k in INCIDENT_TYPES]
             print(f"| {name} | " + " | ".join(cells) + f" | {found}/{n_incidents} | {fa_h:.2f} | {fa_h * 24:.1f} "
                   f"| {time.perf_counter() - t:.1f} |")
+    for note in NOTES:
+        print(f"\n{note}")
     return 0
 
 

@@ -25,6 +25,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -45,6 +46,8 @@ class Result:
     scores: np.ndarray
     threshold: float
     seconds: float = 0.0
+    note: str = ""
+    """Printed under the table (e.g. how a deep model chose its allowlist on held-out normal sessions)."""
 
 
 Runner = Callable[[list[Window], list[Window], argparse.Namespace], list[Result]]
@@ -124,10 +127,23 @@ def _run_sequence_model(model: str, train: list[Window], test: list[Window], arg
     served = open_window_model(bundle)
     scores = np.concatenate([served.score_windows(test[i : i + 1024]).score for i in range(0, len(test), 1024)])
     g = served.threshold
-    chosen = bundle.model.get("seen_selection", {}).get("chosen", {})
+    selection = bundle.model.get("seen_selection", {})
+    chosen = selection.get("chosen", {})
     seen = "off" if not chosen.get("context") else f"context {chosen['context']}, min count {chosen['min_count']}"
     return Result(f"{model}: next-event, top-g (g={g:g}; seen transitions {seen}; both from held-out normal)", scores, g,
-                  time.perf_counter() - t0)
+                  time.perf_counter() - t0, _selection_note(model, selection))
+
+
+def _selection_note(model: str, selection: dict[str, Any]) -> str:
+    """The held-out candidates behind the choice (normal data only): g, flagged of n, inside the band or not."""
+    if "band" not in selection:
+        return ""
+    cells = []
+    for c in selection["candidates"]:
+        name = f"{c['context']}/{c['min_count']}" if c["context"] else "off"
+        cells.append(f"{name}: g={c['top_g']} {c['flagged']}{'*' if c.get('tied') else ''}")
+    return (f"{model} held-out selection ({selection.get('rule_name')}, n={selection['n']}, band {selection['band']:.4f}; "
+            "context/count: g flagged, * = tied): " + ", ".join(cells))
 
 
 def run_deeplog(train: list[Window], test: list[Window], args: argparse.Namespace) -> list[Result]:
@@ -165,6 +181,7 @@ def table(title: str, train: list[Window], test: list[Window], labels: np.ndarra
     print(f"\n## {title}\ntrain {len(train)} normal windows; test {len(test)} ({int(labels.sum())} abnormal)\n")
     print("| detector | precision | recall | F1 | ROC-AUC | TP | FP | FN | s |")
     print("|---|---|---|---|---|---|---|---|---|")
+    notes: list[str] = []
     for name, runner in RUNNERS:
         if args.only and name not in args.only:
             continue
@@ -174,6 +191,10 @@ def table(title: str, train: list[Window], test: list[Window], labels: np.ndarra
                 f"| {res.name} | {m['precision']:.4f} | {m['recall']:.4f} | {m['f1']:.4f} | {m['roc_auc']:.4f} "
                 f"| {m['tp']} | {m['fp']} | {m['fn']} | {res.seconds:.1f} |"
             )
+            if res.note:
+                notes.append(res.note)
+    for note in notes:
+        print(f"\n{note}")
 
 
 def sessions_benchmark(args: argparse.Namespace) -> None:

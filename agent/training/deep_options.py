@@ -20,9 +20,10 @@ def add_arguments(group: argparse._ArgumentGroup) -> None:
     group.add_argument("--seen-context", type=int, default=None, metavar="K",
                        help="An event whose transition (last K events -> it) occurred in normal training data counts as "
                             "predicted whatever its rank; 0 turns this off (at most --history). Default: chosen with "
-                            "--seen-min-count from held-out normal sessions (the smallest g, then the lowest share above it, "
-                            "then the strictest setting among off, 3, 4, 6, 8 or --history); the choice and every "
-                            "candidate are recorded in the manifest (model.seen_selection).")
+                            "--seen-min-count from held-out normal sessions (the smallest g, then the strictest setting among off, "
+                            "3, 4, 6, 8 or --history whose held-out share above g is within one standard error of the "
+                            "lowest); the choice, the band and every candidate are recorded in the manifest "
+                            "(model.seen_selection).")
     group.add_argument("--seen-min-count", type=int, default=None, metavar="N",
                        help="A transition is allowlisted only when it occurred in at least N distinct normal sessions "
                             "(default: chosen from 1, 2, 3, 5 by the same held-out rule as --seen-context).")

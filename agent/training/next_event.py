@@ -34,6 +34,13 @@ from agent.sequence import (
     predict_windows,
     session_scores,
 )
+from agent.training.seen_selection import (
+    MIN_TOP_G,
+    SEEN_CONTEXTS,
+    SEEN_MIN_COUNTS,
+    SeenCandidate,
+    choose_seen,
+)
 from agent.training.torch_common import (
     FitOptions,
     FitResult,
@@ -51,21 +58,6 @@ from agent.training.torch_common import (
 if TYPE_CHECKING:
     from agent.training import TrainingData
 
-SEEN_CONTEXTS = (3, 4, 6, 8)
-"""Candidate seen-transition contexts (plus the history itself) when `--seen-context` is not given. At
-least 3 a priori: with one or two events of context a reordered pair's transitions are usually seen
-somewhere in normal data (b -> a occurs after some other event), so the allowlist forgives the very
-reorderings the model exists to catch, and held-out normal data cannot show that cost."""
-SEEN_MIN_COUNTS = (1, 2, 3, 5)
-"""Candidate minimum session counts when `--seen-min-count` is not given. Capped at 5 a priori: the held-out
-slice (a few hundred to a few thousand sessions) cannot tell a transition seen in 10 sessions from one
-seen in 5, and a stricter count only ever looks free on it (measured: 10 kept held-out clean but raised
-the generator's false alerts from 0 to 576 a day)."""
-MIN_TOP_G = 2
-"""Smallest g the quantile rule may choose. g = 1 would trust the model's single top guess wherever the
-allowlist is silent; a held-out slice of a few thousand sessions cannot show that a second-ranked normal
-branch is rarer than that, and at a daemon's hundreds of thousands of sessions a day it is not (the
-generator's rare error branch, rank 2, seen in one training session: 108 false alerts a day at g = 1)."""
 INPUT_NAME = "history"
 OUTPUT_NAME = "logits"
 
@@ -126,46 +118,6 @@ def _optional_int(args: Any, name: str) -> int | None:
     return None if value is None else int(value)
 
 
-@dataclass(frozen=True, slots=True)
-class SeenCandidate:
-    """One allowlist setting as judged on held-out normal sessions."""
-
-    context: int
-    """0 = no allowlist."""
-    min_count: int
-    top_g: int
-    holdout_fpr: float
-    """Share of held-out normal sessions scoring above `top_g`."""
-
-    def strictness(self) -> tuple[int, int, int]:
-        """Larger = forgives less: no allowlist, then more sessions required, then a longer context."""
-        return (1 if self.context == 0 else 0, self.min_count, self.context)
-
-    def to_json(self) -> dict[str, Any]:
-        return {"context": self.context, "min_count": self.min_count, "top_g": self.top_g,
-                "holdout_fpr": round(self.holdout_fpr, 6)}
-
-
-SEEN_RULE = ("each candidate's allowlist from the training part only and its g from the held-out quantile; "
-             "then the smallest g, then the lowest share of held-out normal sessions above it, then the strictest "
-             "allowlist (none, then the larger min_count, then the longer context)")
-
-
-def choose_seen(candidates: Sequence[SeenCandidate]) -> SeenCandidate:
-    """The held-out rule (`SEEN_RULE`): normal data only, never labels.
-
-    Every candidate's g already keeps held-out normal sessions within the quantile budget, so false
-    positives are bounded alike and the choice goes to sensitivity: g first, because the rank rule is the
-    lever that catches every kind of unexpected event; then the cleaner held-out share (a difference of a
-    session or two out of a few hundred, hence only a tie-break); then the allowlist that forgives least.
-    Putting the held-out share first was tried and measured worse: it rewards settings that merely got
-    one held-out session fewer, at a larger g.
-    """
-    if not candidates:
-        raise ValueError("no seen-transition candidates to choose from")
-    return min(candidates, key=lambda c: (c.top_g, c.holdout_fpr, tuple(-x for x in c.strictness())))
-
-
 def judge_seen(
     logits: np.ndarray[Any, Any],
     hold_windows: NextEventBatch,
@@ -174,14 +126,13 @@ def judge_seen(
     options: NextEventOptions,
     vocabulary_size: int,
 ) -> list[SeenCandidate]:
-    """Every candidate setting's g and held-out false-positive share, from one set of held-out logits."""
+    """Every candidate setting's g and held-out flagged sessions, from one set of held-out logits."""
     out: list[SeenCandidate] = []
     for context, min_count in options.seen_candidates():
         seen = SeenTransitions.fit(train_windows, context, min_count) if context else None
         scores = session_scores(logits, hold_windows, held, seen).session
         g = choose_top_g(scores, options, vocabulary_size)
-        fpr = float((scores > g).mean()) if scores.size else 0.0
-        out.append(SeenCandidate(context, min_count, g, fpr))
+        out.append(SeenCandidate(context, min_count, g, int((scores > g).sum()), int(scores.size)))
     return out
 
 
@@ -211,7 +162,8 @@ class NextEventResult:
     seen: SeenTransitions | None = None
     """Transitions of every normal session (training and held-out), for serving."""
     seen_selection: dict[str, Any] = field(default_factory=dict)
-    """How the allowlist setting was chosen: the rule, every candidate's g and held-out share, the choice."""
+    """How the allowlist setting was chosen (`SeenChoice.to_json`): the rule, n, every candidate's g, held-out
+    share and SE, the tie band and the choice."""
 
 
 NetFactory = Callable[[int], Any]
@@ -282,7 +234,8 @@ def train_next_event(
     # of all normal sessions, which can only lower scores, so g stays on the safe side.
     hold_logits = predict_windows(predict, hold_w)
     candidates = judge_seen(hold_logits, hold_w, held, train_w, options, vocabulary.size)
-    chosen = choose_seen(candidates)
+    choice = choose_seen(candidates)
+    chosen = choice.chosen
     hold_seen = SeenTransitions.fit(train_w, chosen.context, chosen.min_count) if chosen.context else None
     hold_scores = session_scores(hold_logits, hold_w, held, hold_seen).session
     seen = None
@@ -294,11 +247,7 @@ def train_next_event(
         method = "top-g (given)"
     else:
         method = f"top-g (quantile of held-out normal session scores, at least {options.min_top_g})"
-    selection = {
-        "rule": SEEN_RULE if len(candidates) > 1 else "given (--seen-context and --seen-min-count)",
-        "chosen": chosen.to_json(),
-        "candidates": [c.to_json() for c in candidates],
-    }
+    selection = choice.to_json(candidates)
     summary = {
         "sessions": len(sessions),
         "train_sessions": len(train_idx),

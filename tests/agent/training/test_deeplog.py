@@ -58,7 +58,12 @@ def test_trained_bundle_flags_broken_order_truncation_and_unknown_keys(bundle_di
     chosen = selection["chosen"]
     assert chosen in selection["candidates"] and len(selection["candidates"]) > 1
     assert chosen["top_g"] == bundle.model["top_g"] >= bundle.model["min_top_g"] == 2
-    assert chosen["holdout_fpr"] == min(c["holdout_fpr"] for c in selection["candidates"])
+    # one-SE rule: the band is measured from the cleanest smallest-g candidate, the choice lies inside it
+    assert selection["rule_name"] == "one-standard-error" and selection["n"] > 0
+    smallest = [c for c in selection["candidates"] if c["top_g"] == chosen["top_g"]]
+    assert selection["best"]["holdout_fpr"] == min(c["holdout_fpr"] for c in smallest)
+    assert selection["band"] == pytest.approx(selection["best"]["holdout_fpr"] + selection["best"]["se"], abs=2e-6)
+    assert chosen["holdout_fpr"] <= selection["band"] and chosen["tied"]
     seen = bundle.model["seen_transitions"]
     if chosen["context"] == 0:
         assert seen is None

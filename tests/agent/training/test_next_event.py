@@ -6,19 +6,8 @@ import numpy as np
 import pytest
 
 from agent.sequence import NextEventBatch, next_event_windows, predict_windows
-from agent.training.next_event import NextEventOptions, SeenCandidate, choose_seen, judge_seen
-
-
-def test_choice_is_the_smallest_g_then_the_cleaner_held_out_share_then_the_strictest() -> None:
-    loose = SeenCandidate(3, 1, 2, 0.0)
-    strict = SeenCandidate(8, 5, 2, 0.0)
-    assert choose_seen([loose, strict]) == strict
-    assert choose_seen([SeenCandidate(3, 5, 2, 0.0), SeenCandidate(8, 3, 2, 0.0)]).min_count == 5  # count before context
-    assert choose_seen([SeenCandidate(0, 1, 2, 0.0), strict]).context == 0  # no allowlist forgives least
-    assert choose_seen([strict, SeenCandidate(3, 1, 2, 0.0025)]) == strict
-    assert choose_seen([strict, SeenCandidate(0, 1, 3, 0.0)]) == strict  # a larger g loses whatever else
-    with pytest.raises(ValueError):
-        choose_seen([])
+from agent.training.next_event import NextEventOptions, judge_seen
+from agent.training.seen_selection import SeenCandidate, choose_seen
 
 
 def _model(vocab: int) -> object:
@@ -49,13 +38,14 @@ def test_held_out_normal_sessions_decide_the_allowlist_and_g() -> None:
     with_branch = quiet[:48] + [[5, 5, 5, 9]] * 2
     cands = _judge(train, quiet)
     assert {(c.context, c.min_count) for c in cands} >= {(0, 1), (3, 1), (3, 2), (3, 5)}
-    assert all(c.top_g == 2 and c.holdout_fpr == 0.0 for c in cands)  # the floor: g >= 2
-    assert choose_seen(cands).context == 0  # nothing to forgive on held-out data: no allowlist
+    assert all(c.top_g == 2 and c.flagged == 0 and c.sessions == 50 for c in cands)  # the floor: g >= 2
+    assert choose_seen(cands).chosen.context == 0  # nothing to forgive on held-out data: no allowlist
     # held-out sessions that take the rare branch: an allowlist that knows it keeps g at 2 and wins
     cands = {(c.context, c.min_count): c for c in _judge(train, with_branch)}
-    assert cands[(3, 2)].top_g == 2 and cands[(3, 2)].holdout_fpr == 0.0
+    assert cands[(3, 2)].top_g == 2 and cands[(3, 2)].flagged == 0
     assert cands[(0, 1)].top_g > 2 and cands[(3, 3)].top_g > 2  # 2 sessions < min count 3: scored by rank
-    assert (choose_seen(list(cands.values())).context, choose_seen(list(cands.values())).min_count) == (3, 2)
+    chosen = choose_seen(list(cands.values())).chosen
+    assert (chosen.context, chosen.min_count) == (3, 2)
 
 
 def test_given_options_narrow_the_candidates_and_bad_ones_are_refused() -> None:
