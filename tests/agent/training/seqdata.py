@@ -56,6 +56,14 @@ def shared_train_args(model: str, train: Path, out: Path) -> list[str]:
     return ["train", "--model", model, "--sessions", str(train), "--out", str(out), "--seed", SHARED_SEED, *tiny]
 
 
+SHARED_SESSIONS = 300
+
+
+def shared_train_file(directory: Path) -> Path:
+    """The normal sessions the shared bundles are trained on, written into `directory`."""
+    return write_sessions(directory / "normal.txt", normal_sessions(SHARED_SESSIONS, seed=1))
+
+
 _SHARED: dict[str, Path] = {}
 
 
@@ -69,7 +77,7 @@ def shared_bundle(factory: pytest.TempPathFactory, model: str) -> Path:
         from agent.cli import main
 
         tmp = factory.mktemp(f"shared-{model}")
-        train = write_sessions(tmp / "normal.txt", normal_sessions(300, seed=1))
+        train = shared_train_file(tmp)
         out = tmp / "bundle"
         assert main(shared_train_args(model, train, out)) == 0
         _SHARED[model] = out

@@ -48,12 +48,12 @@ def test_classify_needs_abnormal_sessions(tmp_path: Path, capsys: pytest.Capture
 
 
 def test_classify_objective_separates_labelled_sessions(tmp_path: Path) -> None:
-    train = write_sessions(tmp_path / "normal.txt", normal_sessions(200, seed=6))
-    abnormal = write_sessions(tmp_path / "abnormal.txt", BROKEN * 15)
+    train = write_sessions(tmp_path / "normal.txt", normal_sessions(100, seed=6))
+    abnormal = write_sessions(tmp_path / "abnormal.txt", BROKEN * 8)
     out = tmp_path / "clf"
     assert main(["train", "--model", "transformer", "--objective", "classify", "--sessions", str(train),
                  "--abnormal", str(abnormal), "--out", str(out), "--max-len", "16", *TINY_TRANSFORMER[2:10],
-                 "--epochs", "30", "--batch-size", "32", "--learning-rate", "0.01", "--threads", "1"]) == 0
+                 "--epochs", "12", "--batch-size", "32", "--learning-rate", "0.01", "--threads", "1"]) == 0
     bundle = load_bundle(out)
     # parity was checked on padded batches of several lengths up to max_len (pad + mask in the graph)
     assert bundle.model["parity_max_abs_error"] <= 1e-4
