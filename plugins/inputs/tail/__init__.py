@@ -2,7 +2,7 @@
 
 Split by concern like Fluent Bit's in_tail: `config` (options), `file` (one open file and its line
 splitting), `identity` (fingerprints and offset markers), `store` (saved offsets), `discovery` (globs and
-rotated siblings), `resume` (where reading starts), `watcher` and `inotify` (wake-ups), `multiline`, and
+rotated siblings), `resume` (where reading starts), `watcher` (watchdog wiring), `multiline`, and
 `tailer` (the reconcile-and-read loop). Delivery is at-least-once: an offset is saved only after the
 pipeline says the records before it were handled durably.
 """
@@ -26,7 +26,7 @@ class TailInput:
     config_class: ClassVar[type[TailConfig]] = TailConfig
 
     def __init__(self, config: TailConfig, ctx: PluginContext, *, make_observer: ObserverFactory | None = None) -> None:
-        """`make_observer` replaces the inotify observer (tests use it to simulate a watch limit)."""
+        """`make_observer` replaces watchdog's inotify observer (tests use it to simulate a watch limit)."""
         self.config = config
         self.ctx = ctx
         self._tailer = Tailer(config, ctx, make_observer)

@@ -1,12 +1,10 @@
-"""Watcher wiring: filesystem events only wake the reader; they never decide anything.
+"""watchdog wiring: filesystem events only wake the reader; they never decide anything.
 
-The primary observer is our own one-thread inotify observer (`inotify.py`; watchdog's cost three thread
-hand-offs per event), or watchdog's PollingObserver with `poll: true`. Events can be lost (an inotify
-queue overflow) and inotify does not see writes made on another NFS client, so the reader's periodic
-reconcile is the source of truth and an event merely makes it run sooner. Directories are watched (not
-files), so a rename or a re-created file is seen without re-arming watches. When the kernel refuses a watch
-(`fs.inotify.max_user_watches` reached), that directory falls back to a polling observer instead of going
-blind.
+watchdog drops inotify queue overflows without telling us (gorakhargosh/watchdog#654) and inotify does
+not see writes made on another NFS client, so the reader's periodic reconcile is the source of truth and
+an event merely makes it run sooner. Directories are watched (not files), so a rename or a re-created file
+is seen without re-arming watches. When the kernel refuses a watch (`fs.inotify.max_user_watches`
+reached), that directory falls back to a polling observer instead of going blind.
 """
 
 from __future__ import annotations
@@ -58,7 +56,7 @@ ObserverFactory = Callable[[], Any]
 
 
 def _inotify_observer() -> Any:
-    from plugins.inputs.tail.inotify import InotifyObserver
+    from watchdog.observers.inotify import InotifyObserver
 
     return InotifyObserver()
 
