@@ -120,11 +120,19 @@ class Resumer:
                 self._newer_generation(found[0], found[1], e)
 
     def _newer_generation(self, path: str, st: os.stat_result, e: Entry) -> None:
-        """The inode was truncated and rewritten after our last save: none of its content is saved."""
+        """The inode was truncated and rewritten after our last save: none of its content is saved.
+
+        Unless the inode number was reused for a copy of content we did read under another inode (a
+        copytruncate's copy, made after the file we knew under that number was deleted): its saved
+        offset, not 0, is where that copy's rest starts, and the copy search for that entry reads it."""
         t = self.t
         fp = discovery.fingerprint_file(path, t.fp_limit)
-        inode_fps = {x.fp for x in t.store.entries() if (x.dev, x.ino) == (e.dev, e.ino)}
-        if fp is None or fp in inode_fps or (e.dev, e.ino) in t.files:
+        if fp is None or (e.dev, e.ino) in t.files:
+            return
+        same = [x for x in t.store.entries() if x.fp == fp]
+        if any((x.dev, x.ino) == (e.dev, e.ino) for x in same):
+            return
+        if any(discovery.content_matches(path, x.fp, x.offset, x.marker, t.fp_limit) for x in same):
             return
         if t.open_file(path, start=0, rotated=True) is not None:
             t.stats.files_recovered += 1

@@ -204,3 +204,28 @@ def test_copytruncate_then_rename_while_stopped_reads_the_unsaved_generation(har
     append(log, "live\n")
     assert _run(harness, drain) == ["gen1-a", "gen1-b", "live"]
     assert _run(harness, drain) == []
+
+
+def test_a_copy_that_got_a_forgotten_files_inode_number_is_not_read_again(harness: Harness, drain: Drain) -> None:
+    """Found by the state machine: a copytruncate's copy can get the inode number of a file we read
+    earlier and that was deleted since. It is a copy of content we read, not a new generation of that
+    old inode, so it must not be read from 0 (its rest, from our saved offset, is nothing)."""
+    import time
+
+    from plugins.inputs.tail.identity import FileId
+    from plugins.inputs.tail.store import OffsetStore
+
+    log = harness.dir / "app.log"
+    append(log, "copied-line\n")
+    assert _run(harness, drain) == ["copied-line"]
+    copy = harness.dir / "app.log.c1"
+    shutil.copyfile(log, copy)
+    os.truncate(log, 0)
+    os.unlink(log)
+    # What inode reuse leaves in the offsets: an older file, deleted since, saved under the copy's number.
+    st = copy.stat()
+    store = OffsetStore(harness.state / "input.tail.0" / "offsets.json")
+    store.load()
+    store.update(FileId(st.st_dev, st.st_ino, "0123456789abcdef"), 5, None, str(log), time.time() + 60)
+    assert store.save()
+    assert _run(harness, drain) == []
