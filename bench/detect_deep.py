@@ -1,6 +1,6 @@
 """Sequence detectors on the generator's incidents: recall per incident type and false alerts per hour.
 
-    .venv/bin/python bench/detect_deep.py [--seeds 3] [--rate 50] [--train-minutes 30] [--normal-hours 2]
+    .venv/bin/python bench/detect_deep.py [--seeds 3] [--rate 50] [--train-minutes 30] [--normal-hours 2] [--restarts R]
 
 The deep models are trained offline on sessions (request ids), so this benchmark works on sessions, with
 the generator's own event keys (its ground-truth templates: the template miner is benchmarked elsewhere
@@ -47,6 +47,8 @@ from agent.windows import WindowSpec
 SPEC = WindowSpec(type="session", key_field="session")
 THREADS = 1
 """torch threads of the deep trainers (`--threads`; 1 by default: the machine is shared)."""
+RESTARTS: int | None = None
+"""The deep trainers' `--restarts` (None = the product default)."""
 NOTES: list[str] = []
 """How each deep bundle chose its allowlist on held-out normal sessions, printed under the table."""
 
@@ -97,11 +99,13 @@ def bundle_flagger(model: str) -> Callable[[list[Window], Path, int], Flagger]:
             out = write_bundle(workdir / model, model_bytes, manifest)
         else:
             data = TrainingData(windows=train, window=SPEC, command="bench", source="bench/detect_deep.py")
-            out = resolve_trainer(model)(data, workdir / model, argparse.Namespace(seed=seed, threads=THREADS))
+            ns = argparse.Namespace(seed=seed, threads=THREADS, restarts=RESTARTS)
+            out = resolve_trainer(model)(data, workdir / model, ns)
         bundle = load_bundle(out)
         served = open_window_model(bundle)
         if model != "iforest":
             NOTES.append(selection_note(model, bundle.model.get("seen_selection", {})))
+            NOTES.append(restarts_note(model, bundle.model))
 
         def flag(ws: list[Window]) -> np.ndarray:
             scores = np.concatenate([served.score_windows(ws[i : i + 1024]).score for i in range(0, len(ws), 1024)])
@@ -124,6 +128,17 @@ def selection_note(model: str, selection: dict[str, Any]) -> str:
             f"band {selection.get('band', 0.0):.4f}; context/count: g flagged): " + ", ".join(cells))
 
 
+def restarts_note(model: str, manifest_model: dict[str, Any]) -> str:
+    """Every training restart as judged on held-out normal sessions (seed: g, allowlist, flagged/n), > = kept."""
+    record = manifest_model.get("restarts", {})
+    cells = []
+    for i, r in enumerate(record.get("runs", [])):
+        seen = f"{r['context']}/{r['min_count']}" if r["context"] else "off"
+        cells.append(f"{'>' if i == record.get('chosen') else ''}seed {r['seed']}: g={r['top_g']} {seen} "
+                     f"{r['flagged']}/{r['n']} val {r['val_loss']}")
+    return f"{model} restarts (smallest held-out g kept): " + ", ".join(cells)
+
+
 ROWS: list[tuple[str, Callable[[list[Window], Path, int], Flagger]]] = [
     ("anchor: count vector never seen", seen_vector),
     ("iforest (forest + novelty)", bundle_flagger("iforest")),
@@ -141,9 +156,11 @@ def main() -> int:
     ap.add_argument("--normal-hours", type=float, default=2.0)
     ap.add_argument("--seed", type=int, default=0, help="Training seed.")
     ap.add_argument("--threads", type=int, default=1, help="torch threads of the deep trainers (default 1).")
+    ap.add_argument("--restarts", type=int, default=None, help="The deep trainers' --restarts (default: the product default, 3).")
     args = ap.parse_args()
-    global THREADS
+    global THREADS, RESTARTS
     THREADS = args.threads
+    RESTARTS = args.restarts
 
     t0 = time.perf_counter()
     train_log = generated(GeneratorConfig(seed=100, duration_s=args.train_minutes * 60, rate=args.rate, incidents=[]))

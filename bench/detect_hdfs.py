@@ -11,6 +11,7 @@ named results (scores + threshold). Another detector adds a row by appending a r
 
     .venv/bin/python bench/detect_hdfs.py [--data ../shared/data] [--train 2000] [--quantile 0.995]
         [--only deeplog transformer] [--sessions-only] [--threads 1] [--seen-context K] [--seen-min-count N]
+        [--restarts R]
 
 The deep models choose g and their seen-transition allowlist (context, minimum session count) from a
 held-out slice of the normal training sessions inside `logwarden train`; the table names the choice.
@@ -121,7 +122,7 @@ def _run_sequence_model(model: str, train: list[Window], test: list[Window], arg
     data = TrainingData(windows=train, window=WindowSpec(type="session", key_field="session"), command="bench",
                         source="bench/detect_hdfs.py")
     ns = argparse.Namespace(seed=args.seed, threads=args.threads, seen_context=args.seen_context,
-                            seen_min_count=args.seen_min_count)
+                            seen_min_count=args.seen_min_count, restarts=args.restarts)
     out = resolve_trainer(model)(data, args.workdir / model, ns)
     bundle = load_bundle(out)
     served = open_window_model(bundle)
@@ -131,7 +132,19 @@ def _run_sequence_model(model: str, train: list[Window], test: list[Window], arg
     chosen = selection.get("chosen", {})
     seen = "off" if not chosen.get("context") else f"context {chosen['context']}, min count {chosen['min_count']}"
     return Result(f"{model}: next-event, top-g (g={g:g}; seen transitions {seen}; both from held-out normal)", scores, g,
-                  time.perf_counter() - t0, _selection_note(model, selection))
+                  time.perf_counter() - t0,
+                  "\n".join(filter(None, [_selection_note(model, selection), restarts_note(model, bundle.model)])))
+
+
+def restarts_note(model: str, manifest_model: dict[str, Any]) -> str:
+    """Every training restart as judged on held-out normal sessions, and the one kept (normal data only)."""
+    record = manifest_model.get("restarts", {})
+    cells = []
+    for i, r in enumerate(record.get("runs", [])):
+        seen = f"{r['context']}/{r['min_count']}" if r["context"] else "off"
+        cells.append(f"{'>' if i == record.get('chosen') else ''}seed {r['seed']}: g={r['top_g']} {seen} "
+                     f"{r['flagged']}/{r['n']} val {r['val_loss']}")
+    return f"{model} restarts (smallest held-out g kept, > = kept): " + ", ".join(cells) if cells else ""
 
 
 def _selection_note(model: str, selection: dict[str, Any]) -> str:
@@ -241,6 +254,8 @@ def main() -> int:
                         help="Fix the deep models' --seen-context (default: chosen from held-out normal sessions).")
     parser.add_argument("--seen-min-count", type=int, default=None,
                         help="Fix the deep models' --seen-min-count (default: chosen from held-out normal sessions).")
+    parser.add_argument("--restarts", type=int, default=None,
+                        help="The deep models' --restarts (default: the product default, 3).")
     parser.add_argument("--only", nargs="+", choices=[name for name, _ in RUNNERS], default=None,
                         help="Run only these detectors (default: all).")
     parser.add_argument("--sessions-only", action="store_true", help="Skip the raw HDFS_5k table.")

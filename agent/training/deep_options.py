@@ -27,6 +27,13 @@ def add_arguments(group: argparse._ArgumentGroup) -> None:
     group.add_argument("--seen-min-count", type=int, default=None, metavar="N",
                        help="A transition is allowlisted only when it occurred in at least N distinct normal sessions "
                             "(default: chosen from 1, 2, 3, 5 by the same held-out rule as --seen-context).")
+    group.add_argument("--restarts", type=int, default=None, metavar="R",
+                       help="next-event: train R models with seeds SEED .. SEED+R-1 on the same training/held-out split, "
+                            "choose each one's g and allowlist on the held-out normal sessions, and keep the one with "
+                            "the smallest g (the tightest acceptance at the same held-out coverage), ties to the lower "
+                            "held-out share above g, then the lower validation loss, then the lower seed; every restart "
+                            "and the choice are recorded in the manifest (model.restarts). Only the kept model is "
+                            "exported. Default 3; 1 trains a single model.")
     group.add_argument("--quantile", type=float, default=None,
                        help="Share of held-out normal sessions the threshold (g) must pass (default 0.99).")
     group.add_argument("--epochs", type=int, default=None, help="Most epochs (early stopping usually ends sooner; default 60).")

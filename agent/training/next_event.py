@@ -7,13 +7,19 @@ choice of g. g is the threshold: a session is anomalous when its score exceeds g
 events was not among the top-g predictions. Unless given, g is the smallest integer that keeps the
 `quantile` of *held-out normal* sessions below it, scored by the exported ONNX model through the same
 function the daemon calls — so the threshold belongs to exactly the model that is served.
+
+Training restarts (`NextEventOptions.restarts`): the same split is fitted with several seeds, each
+restart is judged by the same held-out rules (g, then the allowlist), and `choose_restart` keeps the one
+with the smallest g. Some fits land on a model whose held-out normal sessions need a larger g, which
+lets every anomaly ranked just inside it through; held-out normal data can see that, labels are not needed.
+Only the kept restart is exported.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -36,9 +42,12 @@ from agent.sequence import (
 )
 from agent.training.seen_selection import (
     MIN_TOP_G,
+    RESTART_RULE,
     SEEN_CONTEXTS,
     SEEN_MIN_COUNTS,
+    RestartResult,
     SeenCandidate,
+    choose_restart,
     choose_seen,
 )
 from agent.training.torch_common import (
@@ -83,6 +92,9 @@ class NextEventOptions:
     """Distinct normal sessions a transition must occur in to be allowlisted; None = chosen from held-out
     normal data among `SEEN_MIN_COUNTS`. More than 1 keeps a transition that only a stray session or two of
     the "normal" data shows (HDFS's normal sessions hold a few that the abnormal ones repeat) scored by rank."""
+    restarts: int = 3
+    """Models trained with seeds seed .. seed + restarts - 1 on the same split; `choose_restart` keeps one
+    (1 = a single model). Only the kept one is exported."""
     fit: FitOptions = field(default_factory=FitOptions)
 
     @classmethod
@@ -95,11 +107,14 @@ class NextEventOptions:
             bounded=session_windows,
             seen_context=_optional_int(args, "seen_context"),
             seen_min_count=_optional_int(args, "seen_min_count"),
+            restarts=_default(_optional_int(args, "restarts"), 3),
             fit=fit,
         )
 
     def seen_candidates(self) -> list[tuple[int, int]]:
         """(context, min_count) settings the held-out rule chooses among; context 0 = off."""
+        if self.restarts < 1:
+            raise ValueError(f"--restarts must be >= 1, got {self.restarts}")
         if self.seen_context is not None and self.seen_context < 0:
             raise ValueError(f"--seen-context must be >= 0, got {self.seen_context}")
         if self.seen_min_count is not None and self.seen_min_count < 1:
@@ -116,6 +131,10 @@ def _optional_int(args: Any, name: str) -> int | None:
     """An integer option whose 0 is a real value (so `or default` would be wrong); None when absent."""
     value = getattr(args, name, None)
     return None if value is None else int(value)
+
+
+def _default(value: int | None, default: int) -> int:
+    return default if value is None else value
 
 
 def judge_seen(
@@ -164,6 +183,9 @@ class NextEventResult:
     seen_selection: dict[str, Any] = field(default_factory=dict)
     """How the allowlist setting was chosen (`SeenChoice.to_json`): the rule, n, every candidate's g, held-out
     share and SE, the tie band and the choice."""
+    restarts: dict[str, Any] = field(default_factory=dict)
+    """The training restarts (`choose_restart`): the rule, every restart's seed, g, allowlist, held-out share and
+    validation loss, and the index and seed of the kept one."""
 
 
 NetFactory = Callable[[int], Any]
@@ -200,7 +222,7 @@ def train_next_event(
     hwt = np.power(counts, options.weight_power).astype(np.float32)
     (vx, vy), vwt = dedupe_rows(hold_w.history, hold_w.target) if len(hold_w) else ((hold_w.history, hold_w.target), np.zeros(0, np.float32))
 
-    net = make_net(vocabulary.size)
+    held = [encoded[i] for i in hold_idx]
 
     def loss_fn(model: Any, x: Any, y: Any, w: Any) -> Any:
         ce = torch.nn.functional.cross_entropy(model(x), y, reduction="none")
@@ -208,10 +230,28 @@ def train_next_event(
 
     tensors = [torch.from_numpy(hx), torch.from_numpy(hy), torch.from_numpy(hwt)]
     val = [torch.from_numpy(vx), torch.from_numpy(vy), torch.from_numpy(vwt)]
-    result = fit(net, loss_fn, tensors, val, fo, progress or Progress(label, fo.epochs))
+    runs: list[tuple[Any, FitResult]] = []
+    judged: list[RestartResult] = []
+    for r in range(options.restarts):
+        # Every restart sees the same split, rows and weights; only the initial weights and the batch order
+        # (both from the seed) differ, so the restarts measure the optimiser's luck and nothing else.
+        ro = replace(fo, seed=fo.seed + r)
+        seed_everything(ro.seed, ro.threads)
+        net = make_net(vocabulary.size)
+        tag = label if options.restarts == 1 else f"{label} restart {r + 1}/{options.restarts}"
+        runs.append((net, fit(net, loss_fn, tensors, val, ro, progress or Progress(tag, ro.epochs))))
+        if options.restarts > 1:
+            # Judged with torch's own logits: exporting every restart would cost more than its fit. The kept
+            # one is judged again below through its exported graph, which is what sets the served g.
+            judged.append(_judge_restart(_torch_predict(torch, net), runs[-1][1], ro.seed, hold_w, held, train_w,
+                                         options, vocabulary.size))
+    kept = choose_restart(judged) if judged else 0
+    net, result = runs[kept]
+    seed = fo.seed + kept
+    del runs
 
     onnx_path = workdir / "model.onnx"
-    rng = np.random.default_rng(fo.seed)
+    rng = np.random.default_rng(seed)
     example = torch.from_numpy(rng.integers(0, vocabulary.size, size=(2, options.history), dtype=np.int64))
     exporter = export_onnx(
         net,
@@ -228,7 +268,6 @@ def train_next_event(
     parity = check_parity(net, onnx_path, probes)
 
     predict = _onnx_predict(onnx_path)
-    held = [encoded[i] for i in hold_idx]
     # The allowlist setting and g are chosen with the allowlist of the training part only: the held-out
     # sessions stand for normal traffic the allowlist has not seen. The bundle then serves the allowlist
     # of all normal sessions, which can only lower scores, so g stays on the safe side.
@@ -248,6 +287,17 @@ def train_next_event(
     else:
         method = f"top-g (quantile of held-out normal session scores, at least {options.min_top_g})"
     selection = choice.to_json(candidates)
+    restarts = {
+        "rule": RESTART_RULE if options.restarts > 1 else "one training run (--restarts 1)",
+        "count": options.restarts,
+        "chosen": kept,
+        "seed": seed,
+        "judged_with": ("torch logits of each restart (the kept one is judged again through its ONNX graph: "
+                        "seen_selection)") if judged else "the exported ONNX graph (seen_selection)",
+        "runs": [j.to_json() for j in judged] or [RestartResult(
+            seed, g, chosen.context, chosen.min_count, chosen.flagged, chosen.sessions, result.best_val_loss,
+            result.epochs_run).to_json()],
+    }
     summary = {
         "sessions": len(sessions),
         "train_sessions": len(train_idx),
@@ -260,7 +310,35 @@ def train_next_event(
         "holdout_flagged": int((hold_scores > g).sum()),
         "seen_transitions": len(seen) if seen is not None else 0,
     }
-    return NextEventResult(onnx_path, vocabulary, g, method, result, parity, summary, seen, selection)
+    return NextEventResult(onnx_path, vocabulary, g, method, result, parity, summary, seen, selection, restarts)
+
+
+def _judge_restart(
+    predict: Callable[[IntArray], Any],
+    fitted: FitResult,
+    seed: int,
+    hold_windows: NextEventBatch,
+    held: Sequence[IntArray],
+    train_windows: NextEventBatch,
+    options: NextEventOptions,
+    vocabulary_size: int,
+) -> RestartResult:
+    """One restart's g, allowlist and held-out share by the same rules as the final choice."""
+    candidates = judge_seen(predict_windows(predict, hold_windows), hold_windows, held, train_windows, options,
+                            vocabulary_size)
+    chosen = choose_seen(candidates).chosen
+    return RestartResult(seed, chosen.top_g, chosen.context, chosen.min_count, chosen.flagged, chosen.sessions,
+                         fitted.best_val_loss, fitted.epochs_run)
+
+
+def _torch_predict(torch: Any, net: Any) -> Callable[[IntArray], Any]:
+    net.train(False)
+
+    def predict(x: IntArray) -> Any:
+        with torch.no_grad():
+            return net(torch.from_numpy(x)).numpy()
+
+    return predict
 
 
 def _quantiles(scores: np.ndarray[Any, Any]) -> dict[str, float]:
@@ -308,6 +386,7 @@ def write_next_event_bundle(
                   "seen_transitions; unknown key scores 1e6"),
         "parity_max_abs_error": result.parity_error,
         "seed": options.fit.seed,
+        "restarts": result.restarts,
         "threads": options.fit.threads,
     }
     manifest = new_manifest(

@@ -1,4 +1,4 @@
-"""Choosing the seen-transition allowlist from held-out normal sessions: the candidate grid and the one-SE rule.
+"""Choosing from held-out normal sessions: the seen-transition allowlist (grid + one-SE rule) and the restart.
 
 Pure arithmetic on held-out counts (no torch, no model), so the rule is tested on synthetic numbers and
 the trainer (`agent/training/next_event.py`) only supplies each candidate's g and held-out flag count.
@@ -127,3 +127,56 @@ def choose_seen(candidates: Sequence[SeenCandidate]) -> SeenChoice:
     tied = tuple(c for c in pool if c.share <= band + 1e-12)
     chosen = max(tied, key=lambda c: c.strictness())
     return SeenChoice(chosen, best, band, tied)
+
+
+RESTART_RULE = ("each restart trains with its own seed on the same training/held-out split and chooses its g and "
+                "allowlist by the rule above; the restart with the smallest g is kept (the tightest acceptance at the "
+                "same held-out coverage), ties broken by the lower share of held-out normal sessions above g, then the "
+                "lower held-out validation loss, then the lower seed")
+
+
+@dataclass(frozen=True, slots=True)
+class RestartResult:
+    """One training restart as judged on held-out normal sessions (its g and allowlist from `choose_seen`)."""
+
+    seed: int
+    top_g: int
+    context: int
+    min_count: int
+    flagged: int
+    """Held-out normal sessions scoring above `top_g` with the chosen allowlist."""
+    sessions: int
+    val_loss: float
+    """Best held-out validation loss of the fit (NaN when nothing was held out)."""
+    epochs: int = 0
+
+    @property
+    def share(self) -> float:
+        return self.flagged / self.sessions if self.sessions else 0.0
+
+    def key(self) -> tuple[int, float, float, int]:
+        """Smaller is better: g, held-out share, validation loss (NaN last), seed."""
+        loss = self.val_loss if math.isfinite(self.val_loss) else math.inf
+        return (self.top_g, self.share, loss, self.seed)
+
+    def to_json(self) -> dict[str, Any]:
+        loss = round(self.val_loss, 6) if math.isfinite(self.val_loss) else None
+        return {"seed": self.seed, "top_g": self.top_g, "context": self.context, "min_count": self.min_count,
+                "flagged": self.flagged, "n": self.sessions, "holdout_fpr": round(self.share, 6), "val_loss": loss,
+                "epochs": self.epochs}
+
+
+def choose_restart(results: Sequence[RestartResult]) -> int:
+    """Index of the restart to keep (`RESTART_RULE`); normal data only, never labels.
+
+    Restarts differ by the optimiser's luck, not by design, and held-out normal sessions are all that may
+    judge them. Every restart's g already covers the same quantile of held-out normal sessions, so a
+    smaller g accepts the same normal traffic with a tighter acceptance region — less of the event space
+    left unflagged, hence more room for anomalies to fall outside it. That is the mass-volume criterion for
+    comparing unsupervised detectors without labels (Goix, "How to evaluate the quality of unsupervised
+    anomaly detection algorithms?", 2016): at equal mass, prefer the smaller volume. The held-out share and
+    the validation loss only break ties, and the seed makes the choice total, so it is deterministic.
+    """
+    if not results:
+        raise ValueError("no training restarts to choose from")
+    return min(range(len(results)), key=lambda i: results[i].key())

@@ -65,6 +65,11 @@ def test_trained_bundle_flags_broken_order_truncation_and_unknown_keys(bundle_di
     assert selection["best"]["holdout_fpr"] == min(c["holdout_fpr"] for c in smallest)
     assert selection["band"] == pytest.approx(selection["best"]["holdout_fpr"] + selection["best"]["se"], abs=2e-6)
     assert chosen["holdout_fpr"] <= selection["band"] and chosen["tied"]
+    # one training run (--restarts 1): recorded as the only restart, with the choice judged through ONNX
+    restarts = bundle.model["restarts"]
+    assert restarts["count"] == 1 and restarts["chosen"] == 0 and restarts["seed"] == bundle.model["seed"] == 7
+    assert [(r["seed"], r["top_g"], r["context"], r["min_count"], r["flagged"]) for r in restarts["runs"]] == [
+        (7, chosen["top_g"], chosen["context"], chosen["min_count"], chosen["flagged"])]
     seen = bundle.model["seen_transitions"]
     if chosen["context"] == 0:
         assert seen is None

@@ -1,13 +1,18 @@
-"""Choosing the seen-transition allowlist and g from held-out normal sessions only (no torch: a fixed predictor)."""
+"""Choosing the allowlist and g from held-out normal sessions only (a fixed predictor), and the training restarts."""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 from agent.sequence import NextEventBatch, next_event_windows, predict_windows
-from agent.training.next_event import NextEventOptions, judge_seen
-from agent.training.seen_selection import SeenCandidate, choose_seen
+from agent.training.deeplog import build_lstm
+from agent.training.next_event import NextEventOptions, judge_seen, train_next_event
+from agent.training.seen_selection import RestartResult, SeenCandidate, choose_restart, choose_seen
+from agent.training.torch_common import FitOptions
+from tests.agent.training.seqdata import normal_sessions
 
 
 def _model(vocab: int) -> object:
@@ -58,3 +63,24 @@ def test_given_options_narrow_the_candidates_and_bad_ones_are_refused() -> None:
         NextEventOptions(seen_min_count=0).seen_candidates()
     with pytest.raises(ValueError, match="seen-context"):
         NextEventOptions(seen_context=-1).seen_candidates()
+    with pytest.raises(ValueError, match="restarts"):
+        NextEventOptions(restarts=0).seen_candidates()
+
+
+def test_two_restarts_are_recorded_and_the_rule_picks_the_kept_one(tmp_path: Path) -> None:
+    fit = FitOptions(epochs=6, batch_size=16, learning_rate=0.01, patience=3, seed=11, threads=1)
+    options = NextEventOptions(history=4, restarts=2, seen_context=0, fit=fit)
+    sessions = normal_sessions(120, seed=3)
+    result = train_next_event("t", lambda v: build_lstm(v, embed_dim=8, hidden=8, layers=1), sessions, options, tmp_path)
+    record = result.restarts
+    runs = record["runs"]
+    assert record["count"] == 2 and [r["seed"] for r in runs] == [11, 12]
+    assert all(r["n"] == result.summary["holdout_sessions"] > 0 and r["top_g"] >= 2 for r in runs)
+    again = [RestartResult(r["seed"], r["top_g"], r["context"], r["min_count"], r["flagged"], r["n"], r["val_loss"])
+             for r in runs]
+    kept = choose_restart(again)
+    assert record["chosen"] == kept and record["seed"] == 11 + kept
+    # the kept model is the one exported and served: its fit, and its g judged again through ONNX
+    assert result.fit.epochs_run == runs[kept]["epochs"]
+    assert result.fit.best_val_loss == pytest.approx(runs[kept]["val_loss"], abs=1e-6)
+    assert result.top_g == result.seen_selection["top_g"] == runs[kept]["top_g"]

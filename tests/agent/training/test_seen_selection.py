@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from agent.training.seen_selection import RULE_NAME, SeenCandidate, choose_seen
+from agent.training.seen_selection import RULE_NAME, RestartResult, SeenCandidate, choose_restart, choose_seen
 
 N = 400
 
@@ -66,3 +66,31 @@ def test_the_record_names_the_rule_n_every_share_and_se_the_band_and_the_choice(
     assert rows[(3, 1)]["tied"] and rows[(3, 5)]["tied"] and not rows[(4, 1)]["tied"]
     single = [cand(3, 2, 1)]
     assert choose_seen(single).to_json(single)["rule_name"] == "given"
+
+
+def run(seed: int, top_g: int, flagged: int, val_loss: float, n: int = N) -> RestartResult:
+    return RestartResult(seed, top_g, 3, 2, flagged, n, val_loss)
+
+
+def test_the_restart_with_the_smallest_g_is_kept_whatever_its_share_and_loss() -> None:
+    # the seed-3 failure: one fit needs g = 5 on held-out normal sessions, the others 2 or 3
+    runs = [run(3, 5, 0, 0.10), run(4, 3, 3, 0.30), run(5, 2, 4, 0.50)]
+    assert choose_restart(runs) == 2
+
+
+def test_restart_ties_go_to_the_lower_held_out_share_then_the_lower_loss_then_the_lower_seed() -> None:
+    assert choose_restart([run(0, 2, 3, 0.1), run(1, 2, 1, 0.9), run(2, 3, 0, 0.0)]) == 1
+    assert choose_restart([run(0, 2, 1, 0.3), run(1, 2, 1, 0.2), run(2, 2, 1, 0.25)]) == 1
+    assert choose_restart([run(7, 2, 1, 0.2), run(6, 2, 1, 0.2)]) == 1
+    # the share, not the count: 2 of 400 is lower than 2 of 200
+    assert choose_restart([run(0, 2, 2, 0.1, n=200), run(1, 2, 2, 0.5, n=400)]) == 1
+
+
+def test_a_restart_without_a_validation_loss_loses_a_loss_tie_and_the_record_says_so() -> None:
+    assert choose_restart([run(0, 2, 0, math.nan), run(1, 2, 0, 0.7)]) == 1
+    assert choose_restart([run(0, 2, 0, math.nan)]) == 0
+    assert run(0, 2, 0, math.nan).to_json()["val_loss"] is None
+    assert run(4, 3, 2, 0.1234567).to_json() == {"seed": 4, "top_g": 3, "context": 3, "min_count": 2, "flagged": 2,
+                                                 "n": N, "holdout_fpr": 0.005, "val_loss": 0.123457, "epochs": 0}
+    with pytest.raises(ValueError, match="no training restarts"):
+        choose_restart([])
