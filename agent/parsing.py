@@ -101,10 +101,10 @@ class ParseStage:
         else:
             self._parse_each(records)
         matches = self.drain.add_many([rec.message for rec in records])
-        for rec, m in zip(records, matches, strict=True):
-            rec.template_id = m.cluster_id
-            rec.template = m.template
-            rec.params = m.params
+        for rec, (cluster_id, template, params, _, _) in zip(records, matches, strict=True):
+            rec.template_id = cluster_id  # unpacked: a Match field read by name costs a descriptor call
+            rec.template = template
+            rec.params = params
         if members is not None:
             members.extend(m.member_id for m in matches)
         return records
