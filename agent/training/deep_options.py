@@ -31,7 +31,7 @@ def add_arguments(group: argparse._ArgumentGroup) -> None:
                        help="next-event: train R models with seeds SEED .. SEED+R-1 on the same training/held-out split, "
                             "choose each one's g and allowlist on the held-out normal sessions, and keep the one with "
                             "the smallest g (the tightest acceptance at the same held-out coverage), ties to the lower "
-                            "held-out share above g, then the lower validation loss, then the lower seed; every restart "
+                            "held-out share above g, then the lower seed (never the validation loss); every restart "
                             "and the choice are recorded in the manifest (model.restarts). Only the kept model is "
                             "exported. Default 3; 1 trains a single model.")
     group.add_argument("--quantile", type=float, default=None,
