@@ -14,6 +14,7 @@ starts from that state. Nothing is lost, and no component has to support in-plac
 from __future__ import annotations
 
 import dataclasses
+import gc
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -31,6 +32,23 @@ from agent.stages import BoundedQueue, QueueClosed, tag_matches
 from agent.types import Alert, Record, Score
 
 log = structlog.get_logger("logwarden.pipeline")
+
+
+GC_THRESHOLD = 50_000
+"""Net new container objects before a young-generation collection (CPython's default is 700)."""
+
+
+def tune_gc() -> None:
+    """Raise the cyclic collector's first threshold for the daemon's allocation pattern.
+
+    Every batch creates thousands of short-lived records, tuples and dicts that reference counting frees
+    (they form no cycles), yet at the default threshold they trigger a collection every 700 allocations,
+    and the older generations' collections then walk the long-lived state (the Drain tree, windows,
+    baselines): 949 collections costing 16% of a 300k-line replay's CPU. At 50,000 the same replay runs
+    one collection; real cycles (exceptions with tracebacks, closures) are still collected, only later."""
+    threshold, *older = gc.get_threshold()
+    if threshold < GC_THRESHOLD:
+        gc.set_threshold(GC_THRESHOLD, *older)
 
 
 @dataclass(slots=True)
@@ -157,6 +175,7 @@ class Pipeline:
     # -- lifecycle ---------------------------------------------------------------------------------
 
     def start(self) -> None:
+        tune_gc()
         for _, out in self.outputs:
             out.start()
         self.router.start()

@@ -161,3 +161,21 @@ def test_snapshot_is_written_only_when_records_changed_the_tree(tmp_path: Path, 
     with log.open("a") as fh:
         fh.write(lines(5, 20))
     wait_for(lambda: version(snap) != first, timeout=10, what="a snapshot after new records")
+
+
+def test_a_started_pipeline_raises_only_the_young_generation_gc_threshold(
+    tmp_path: Path, running: list[Pipeline]
+) -> None:
+    import gc
+
+    from agent.pipeline import GC_THRESHOLD
+
+    saved = gc.get_threshold()
+    try:
+        gc.set_threshold(700, *saved[1:])
+        p = make(tmp_path, tick="50ms")
+        p.start()
+        running.append(p)
+        assert gc.get_threshold() == (GC_THRESHOLD, *saved[1:])
+    finally:
+        gc.set_threshold(*saved)
