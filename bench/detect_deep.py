@@ -30,7 +30,6 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
@@ -41,6 +40,7 @@ from agent.generator import INCIDENT_TYPES, GeneratorConfig, generate
 from agent.scoring import open_window_model
 from agent.sessions import session_windows
 from agent.training import TrainingData, resolve_trainer
+from agent.training.seen_selection import describe_choices
 from agent.types import Window
 from agent.windows import WindowSpec
 
@@ -104,8 +104,7 @@ def bundle_flagger(model: str) -> Callable[[list[Window], Path, int], Flagger]:
         bundle = load_bundle(out)
         served = open_window_model(bundle)
         if model != "iforest":
-            NOTES.append(selection_note(model, bundle.model.get("seen_selection", {})))
-            NOTES.append(restarts_note(model, bundle.model))
+            NOTES.extend(describe_choices(model, bundle.model))
 
         def flag(ws: list[Window]) -> np.ndarray:
             scores = np.concatenate([served.score_windows(ws[i : i + 1024]).score for i in range(0, len(ws), 1024)])
@@ -114,29 +113,6 @@ def bundle_flagger(model: str) -> Callable[[list[Window], Path, int], Flagger]:
         return flag
 
     return make
-
-
-def selection_note(model: str, selection: dict[str, Any]) -> str:
-    """The held-out candidates behind the allowlist choice (normal data only): g and flagged of n, * = tied."""
-    chosen = selection.get("chosen", {})
-    cells = []
-    for c in selection.get("candidates", []):
-        name = f"{c['context']}/{c['min_count']}" if c["context"] else "off"
-        cells.append(f"{name}: g={c['top_g']} {c['flagged']}{'*' if c.get('tied') else ''}")
-    pick = f"{chosen.get('context')}/{chosen.get('min_count')}" if chosen.get("context") else "off"
-    return (f"{model}: chose {pick} g={chosen.get('top_g')} ({selection.get('rule_name')}, n={selection.get('n')}, "
-            f"band {selection.get('band', 0.0):.4f}; context/count: g flagged): " + ", ".join(cells))
-
-
-def restarts_note(model: str, manifest_model: dict[str, Any]) -> str:
-    """Every training restart as judged on held-out normal sessions (seed: g, allowlist, flagged/n), > = kept."""
-    record = manifest_model.get("restarts", {})
-    cells = []
-    for i, r in enumerate(record.get("runs", [])):
-        seen = f"{r['context']}/{r['min_count']}" if r["context"] else "off"
-        cells.append(f"{'>' if i == record.get('chosen') else ''}seed {r['seed']}: g={r['top_g']} {seen} "
-                     f"{r['flagged']}/{r['n']} val {r['val_loss']}")
-    return f"{model} restarts (smallest held-out g kept): " + ", ".join(cells)
 
 
 ROWS: list[tuple[str, Callable[[list[Window], Path, int], Flagger]]] = [

@@ -26,7 +26,6 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
@@ -34,6 +33,7 @@ from agent.features import count_matrix, featurize
 from agent.forest import novelty_scores
 from agent.schema import Duration
 from agent.sessions import read_sessions, session_windows
+from agent.training.seen_selection import describe_choices
 from agent.types import Window
 from agent.windows import WindowSpec
 
@@ -133,30 +133,7 @@ def _run_sequence_model(model: str, train: list[Window], test: list[Window], arg
     seen = "off" if not chosen.get("context") else f"context {chosen['context']}, min count {chosen['min_count']}"
     return Result(f"{model}: next-event, top-g (g={g:g}; seen transitions {seen}; both from held-out normal)", scores, g,
                   time.perf_counter() - t0,
-                  "\n".join(filter(None, [_selection_note(model, selection), restarts_note(model, bundle.model)])))
-
-
-def restarts_note(model: str, manifest_model: dict[str, Any]) -> str:
-    """Every training restart as judged on held-out normal sessions, and the one kept (normal data only)."""
-    record = manifest_model.get("restarts", {})
-    cells = []
-    for i, r in enumerate(record.get("runs", [])):
-        seen = f"{r['context']}/{r['min_count']}" if r["context"] else "off"
-        cells.append(f"{'>' if i == record.get('chosen') else ''}seed {r['seed']}: g={r['top_g']} {seen} "
-                     f"{r['flagged']}/{r['n']} val {r['val_loss']}")
-    return f"{model} restarts (smallest held-out g kept, > = kept): " + ", ".join(cells) if cells else ""
-
-
-def _selection_note(model: str, selection: dict[str, Any]) -> str:
-    """The held-out candidates behind the choice (normal data only): g, flagged of n, inside the band or not."""
-    if "band" not in selection:
-        return ""
-    cells = []
-    for c in selection["candidates"]:
-        name = f"{c['context']}/{c['min_count']}" if c["context"] else "off"
-        cells.append(f"{name}: g={c['top_g']} {c['flagged']}{'*' if c.get('tied') else ''}")
-    return (f"{model} held-out selection ({selection.get('rule_name')}, n={selection['n']}, band {selection['band']:.4f}; "
-            "context/count: g flagged, * = tied): " + ", ".join(cells))
+                  "\n".join(describe_choices(model, bundle.model)))
 
 
 def run_deeplog(train: list[Window], test: list[Window], args: argparse.Namespace) -> list[Result]:

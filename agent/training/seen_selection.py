@@ -182,3 +182,26 @@ def choose_restart(results: Sequence[RestartResult]) -> int:
     if not results:
         raise ValueError("no training restarts to choose from")
     return min(range(len(results)), key=lambda i: results[i].key())
+
+
+def describe_choices(model: str, manifest_model: dict[str, Any]) -> list[str]:
+    """The manifest's record of how g, the allowlist and the kept restart were chosen, as readable lines
+    (benchmarks print them under their tables): held-out normal data only, * = tied, > = kept."""
+    lines = []
+    selection = manifest_model.get("seen_selection", {})
+    if "band" in selection:
+        cells = [f"{_setting(c)}: g={c['top_g']} {c['flagged']}{'*' if c.get('tied') else ''}"
+                 for c in selection.get("candidates", [])]
+        lines.append(f"{model} held-out selection ({selection.get('rule_name')}, n={selection.get('n')}, "
+                     f"band {selection['band']:.4f}; context/count: g flagged, * = tied): " + ", ".join(cells))
+    record = manifest_model.get("restarts", {})
+    runs = [f"{'>' if i == record.get('chosen') else ''}seed {r['seed']}: g={r['top_g']} {_setting(r)} "
+            f"{r['flagged']}/{r['n']} val {r['val_loss']}" for i, r in enumerate(record.get("runs", []))]
+    if runs:
+        lines.append(f"{model} restarts (> = kept): " + ", ".join(runs))
+    return lines
+
+
+def _setting(doc: dict[str, Any]) -> str:
+    return f"{doc['context']}/{doc['min_count']}" if doc["context"] else "off"
+
