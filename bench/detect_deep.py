@@ -80,14 +80,10 @@ Flagger = Callable[[list[Window]], np.ndarray]
 
 
 def seen_vector(train: list[Window], workdir: Path, seed: int) -> Flagger:
-    def key(w: Window) -> tuple[tuple[int, int], ...]:
-        counts: dict[int, int] = {}
-        for e in w.events:
-            counts[e] = counts.get(e, 0) + 1
-        return tuple(sorted(counts.items()))
+    from detect_hdfs import count_vector  # the same anchor as the HDFS bench
 
-    seen = {key(w) for w in train}
-    return lambda ws: np.asarray([key(w) not in seen for w in ws])
+    seen = {count_vector(w) for w in train}
+    return lambda ws: np.asarray([count_vector(w) not in seen for w in ws])
 
 
 def bundle_flagger(model: str) -> Callable[[list[Window], Path, int], Flagger]:

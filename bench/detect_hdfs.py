@@ -54,18 +54,19 @@ class Result:
 Runner = Callable[[list[Window], list[Window], argparse.Namespace], list[Result]]
 
 
+def count_vector(w: Window) -> tuple[tuple[int, int], ...]:
+    """A window's exact event-count vector, hashable: what the "never seen in training" anchor compares."""
+    counts: dict[int, int] = {}
+    for e in w.events:
+        counts[e] = counts.get(e, 0) + 1
+    return tuple(sorted(counts.items()))
+
+
 def run_seen_vector(train: list[Window], test: list[Window], args: argparse.Namespace) -> list[Result]:
     """Anchor: a window is anomalous when its exact count vector never occurred in training."""
     t0 = time.perf_counter()
-
-    def key(w: Window) -> tuple[tuple[int, int], ...]:
-        counts: dict[int, int] = {}
-        for e in w.events:
-            counts[e] = counts.get(e, 0) + 1
-        return tuple(sorted(counts.items()))
-
-    seen = {key(w) for w in train}
-    scores = np.asarray([0.0 if key(w) in seen else 1.0 for w in test])
+    seen = {count_vector(w) for w in train}
+    scores = np.asarray([0.0 if count_vector(w) in seen else 1.0 for w in test])
     return [Result("anchor: count vector never seen", scores, 0.5, time.perf_counter() - t0)]
 
 
