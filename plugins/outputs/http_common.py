@@ -143,6 +143,10 @@ class HttpClient:
                 return Retry("TLS handshake or certificate verification failed")
             except requests.ConnectionError as exc:
                 return Retry(f"connection failed ({_root_cause(exc)})")
+            except requests.exceptions.ChunkedEncodingError:
+                # The connection broke while the answer was read: the alert may or may not have arrived, and
+                # the idempotency key makes sending it again safe. Only errors in the request itself are final.
+                return Retry("connection broke while reading the response")
             except requests.RequestException as exc:
                 return Rejected(f"request could not be made ({type(exc).__name__})")
             with resp:

@@ -149,3 +149,36 @@ def test_preflight() -> None:
     assert pf("")[0][0] == "url" and "environment variable" in pf("")[0][1]
     assert pf("ftp://x/y")[0][0] == "url" and pf("https://h:99999/")[0][0] == "url"
     assert pf("https://h/x", secret="") == [("secret", "is empty (is its environment variable set?)")]
+
+
+def test_a_response_cut_off_mid_body_is_retried_not_dropped(tmp_path: Path) -> None:
+    """A receiver going down while it answers (a chunked body cut short) is a transport failure: the alert
+    may or may not have arrived, and the idempotency key makes a retry safe."""
+    import socket
+
+    server = socket.create_server(("127.0.0.1", 0))
+    server.settimeout(10)
+
+    def answer_and_hang_up() -> None:
+        conn, _ = server.accept()
+        with conn:
+            conn.settimeout(10)
+            data = b""
+            while b"\r\n\r\n" not in data:
+                data += conn.recv(65536)
+            head, _, body = data.partition(b"\r\n\r\n")
+            length = next(int(line.split(b":")[1]) for line in head.split(b"\r\n")
+                          if line.lower().startswith(b"content-length:"))
+            while len(body) < length:
+                body += conn.recv(65536)
+            conn.sendall(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n10\r\nonly-part-of-it")
+
+    t = threading.Thread(target=answer_and_hang_up, daemon=True)
+    t.start()
+    try:
+        out = hook(tmp_path, f"http://127.0.0.1:{server.getsockname()[1]}/hook")
+        result = out.deliver([alert()])
+    finally:
+        t.join(10)
+        server.close()
+    assert isinstance(result, Retry), result
