@@ -11,11 +11,12 @@ from __future__ import annotations
 import re
 import threading
 from collections.abc import Iterator, Sequence
-from itertools import accumulate, count
+from itertools import accumulate, compress, count, pairwise, repeat
 from operator import add
 from pathlib import Path
 from typing import Any, ClassVar
 
+from agent.linestart import StartTest
 from agent.plugin import Emit
 from agent.stages import QueueClosed
 from agent.types import Record
@@ -93,32 +94,46 @@ def read_batches(
 
 
 class _Joiner:
-    """Turns decoded lines into records, holding the last record open for its continuation lines."""
+    """Turns decoded lines into records, holding the last record open for its continuation lines.
 
-    __slots__ = ("held", "source", "start_re", "tag")
+    Whole lists at a time, like the tail input: the start test runs over the block in C-level maps and
+    records are cut between start lines, so a log where every line starts a record costs no Python loop."""
+
+    __slots__ = ("held", "source", "start", "tag")
 
     def __init__(self, tag: str, source: str, start_re: re.Pattern[str] | None) -> None:
         self.tag = tag
         self.source = source
-        self.start_re = start_re
+        self.start = StartTest(start_re) if start_re is not None else None
         self.held: Record | None = None
 
     def add(self, lines: list[str], ends: list[int]) -> list[Record]:
-        tag, source = self.tag, self.source
-        if self.start_re is None:
-            return [Record(tag, source, line, end) for line, end in zip(lines, ends, strict=True)]
-        search = self.start_re.search
-        out: list[Record] = []
+        tag, source, n = self.tag, self.source, len(lines)
+        if self.start is None:
+            return list(map(Record, repeat(tag, n), repeat(source, n), lines, ends))
+        if not n:
+            return []
+        starts = list(compress(range(n), self.start.many(lines)))
         held = self.held
-        for line, end in zip(lines, ends, strict=True):
-            if held is not None:
-                if not search(line):
-                    held.raw += "\n" + line
-                    held.offset = end
-                    continue
-                out.append(held)
-            held = Record(tag, source, line, end)
-        self.held = held
+        out: list[Record] = []
+        if held is None:
+            if not starts or starts[0]:
+                starts.insert(0, 0)  # nothing to continue: the first line opens a record anyway
+        else:
+            first = starts[0] if starts else n
+            if first:
+                held.raw = "\n".join([held.raw, *lines[:first]])
+                held.offset = ends[first - 1]
+            if not starts:
+                return out
+            out.append(held)
+        last = starts[-1]
+        if len(starts) == n:  # every line starts a record: the usual log
+            out += map(Record, repeat(tag, n - 1), repeat(source, n - 1), lines[:last], ends[:last])
+        else:
+            for a, b in pairwise(starts):
+                out.append(Record(tag, source, lines[a] if b - a == 1 else "\n".join(lines[a:b]), ends[b - 1]))
+        self.held = Record(tag, source, "\n".join(lines[last:]) if last < n - 1 else lines[last], ends[-1])
         return out
 
     def flush(self) -> list[Record]:

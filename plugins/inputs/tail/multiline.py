@@ -11,6 +11,7 @@ import itertools
 import operator
 import re
 
+from agent.linestart import StartTest
 from plugins.inputs.tail.config import MultilineConfig
 
 
@@ -18,7 +19,7 @@ class MultilineRules:
     __slots__ = ("flush_s", "max_bytes", "max_lines", "start")
 
     def __init__(self, config: MultilineConfig) -> None:
-        self.start = re.compile(config.start)
+        self.start = StartTest(re.compile(config.start))
         self.flush_s = config.flush.seconds
         self.max_lines = config.max_lines
         self.max_bytes = config.max_bytes.bytes
@@ -43,7 +44,7 @@ class MultilineBuffer:
         """Add a line; returns the records it completed and how many of them a size limit forced out."""
         out: list[tuple[str, int]] = []
         forced = 0
-        if self._lines and self._rules.start.search(text) is not None:
+        if self._lines and self._rules.start.one(text):
             out.append(self._take())
         self._lines.append(text)
         self._bytes += len(text) + 1
@@ -66,7 +67,7 @@ class MultilineBuffer:
         if not n:
             return [], [], 0
         rules = self._rules
-        starts = list(itertools.compress(range(n), map(rules.start.search, lines)))
+        starts = list(itertools.compress(range(n), rules.start.many(lines)))
         held = self._lines
         bounds = [*starts, n]
         longest = max(itertools.starmap(operator.sub, zip(bounds[1:], bounds, strict=False)), default=0)
