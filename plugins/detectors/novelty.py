@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from operator import attrgetter
 from typing import ClassVar, Literal
 
 import structlog
@@ -26,6 +27,7 @@ log = structlog.get_logger("logwarden.detector.novelty")
 
 STATE_FILE = "templates.json"
 STATE_KIND = "novelty_templates"
+_TEMPLATE_ID = attrgetter("template_id")
 _LEVEL_RANK = {
     "WARN": 1, "WARNING": 1, "W": 1,
     "ERROR": 2, "ERR": 2, "E": 2, "SEVERE": 2,
@@ -97,8 +99,12 @@ class NoveltyDetector:
         }
 
     def observe(self, records: Sequence[Record]) -> list[Score]:
-        out: list[Score] = []
         known = self._known
+        tids = list(map(_TEMPLATE_ID, records))
+        if known.issuperset(tids):  # the usual batch, every template known (no -1 is ever known): C-level
+            self.counters.records += len(tids)
+            return []
+        out: list[Score] = []
         for record in records:
             tid = record.template_id
             if tid < 0:

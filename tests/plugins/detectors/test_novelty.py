@@ -4,6 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from agent.clock import ManualClock
 from agent.plugin import PluginContext
 from agent.schema import Duration
@@ -52,3 +56,24 @@ def test_corrupt_state_is_set_aside(tmp_path: Path) -> None:
     det = NoveltyDetector(NoveltyConfig(), c)
     assert det.stats()["known_templates"] == 0
     assert any(p.name.startswith("templates.json.rejected-") for p in c.plugin_state_dir().iterdir())
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(st.lists(st.tuples(st.integers(-1, 6), st.sampled_from(["INFO", "WARN", "ERROR"])), max_size=6),
+                max_size=8))
+def test_batches_report_what_records_one_by_one_report(tmp_path_factory: pytest.TempPathFactory,
+                                                       batches: list[list[tuple[int, str]]]) -> None:
+    """Whole batches (with the all-known fast path) against the same records fed one at a time."""
+    dets = [NoveltyDetector(NoveltyConfig(learn_for=Duration(5.0)), ctx(tmp_path_factory.mktemp("n")))
+            for _ in range(2)]
+    t = 0.0
+    got: list[list[str]] = [[], []]
+    for batch in batches:
+        recs = []
+        for tid, level in batch:
+            t += 1.0
+            recs.append(rec(t, tid, level))
+        got[0] += [s.key for s in dets[0].observe(recs)]
+        got[1] += [s.key for r in recs for s in dets[1].observe([r])]
+    assert got[0] == got[1]
+    assert dets[0].stats() == dets[1].stats()
