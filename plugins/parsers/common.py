@@ -38,6 +38,10 @@ _SEEN_SECONDS: dict[str, tuple[float, float]] = {}
 _SEEN_TAILS: dict[str, tuple[float, float | None]] = {}
 _SEEN_MINUTES: dict[str, tuple[float, float]] = {}
 _MEMO = 4096
+LEVEL_MEMO, SECOND_MEMO, TAIL_MEMO = _SEEN_LEVELS, _SEEN_SECONDS, _SEEN_TAILS
+"""The memos, read (never written) by parsers that inline the memo hits of `normalize_level` and
+`parse_time` in their per-line loop: a Python call costs more than the lookup it makes. Each memo is
+cleared in place, never replaced, so these names stay bound to the live dicts."""
 """Entries per memo below before it starts over: a host writes a handful of level spellings, and lines
 in a row share their timestamp's second."""
 _ISO_FAST = re.compile(r"(\d{4})-(\d{2})-(\d{2})[T ](\d{2}):(\d{2}):(\d{2})(?:[.,](\d{1,9}))?(Z|[+-]\d{2}:?\d{2})?$")

@@ -15,7 +15,7 @@ from typing import ClassVar
 from agent.plugin import Header, PluginContext
 from agent.schema import opt
 from agent.types import Record
-from plugins.parsers.common import normalize_level, parse_time
+from plugins.parsers.common import LEVEL_MEMO, SECOND_MEMO, TAIL_MEMO, normalize_level, parse_time
 
 _FIELD = re.compile(r"<([A-Za-z_][A-Za-z0-9_]*)>")
 _TIME_FIELDS = ("Date", "Day", "Time", "Timestamp", "Datetime")
@@ -102,7 +102,11 @@ class FormatParser:
 
     def fill(self, records: list[Record]) -> int:
         """The one implementation of this parser; `parse` is a batch of one. Positional picks out of one
-        groups() call, because m.group(name) costs a name lookup per field."""
+        groups() call, because m.group(name) costs a name lookup per field.
+
+        The memo hits of `normalize_level` and `parse_time` are inlined (same memos, same arithmetic, so
+        the same values), and the second of the previous line is kept: a call per field cost more than
+        everything else on the line."""
         words, exact = self._words.match, self._regex.match
         content, level_at, component_at = self._content_at, self._level_at, self._component_at
         times = self._time_at
@@ -110,11 +114,13 @@ class FormatParser:
         extra = self._extra_at
         one_extra = extra[0] if len(extra) == 1 else None
         split = self._split
+        known_level, known_tail, known_second = LEVEL_MEMO.get, TAIL_MEMO.get, SECOND_MEMO.get
+        last_prefix, last_second = "\0", (0.0, 0.0)
         unparsed = 0
         for rec in records:
             raw = rec.raw
             g: Sequence[str] | None = raw.split(None, split) if split else None
-            if g is None or len(g) <= split or raw[:1].isspace():
+            if g is None or len(g) <= split or not raw.startswith(g[0]):  # short, or leading whitespace
                 m = words(raw) or exact(raw)
                 if m is None:
                     rec.message = raw
@@ -124,10 +130,23 @@ class FormatParser:
                 g = m.groups()
             rec.message = g[content]
             if one_time >= 0:
-                rec.time = parse_time(g[one_time])
+                text = g[one_time]
+                tail = known_tail(text[19:]) if text.startswith(last_prefix) else None
+                if tail is not None:
+                    fraction, offset = tail
+                    rec.time = (last_second[1] if offset is None else last_second[0] - offset) + fraction
+                else:
+                    rec.time = parse_time(text)
+                    second = known_second(text[:19])  # remembered by that call when it is a valid ISO second
+                    if second is not None:
+                        last_prefix, last_second = text[:19], second
             else:
                 rec.time = parse_time(" ".join(g[i] for i in times)) if times else None
-            rec.level = normalize_level(g[level_at]) if level_at >= 0 else None
+            if level_at >= 0:
+                level = known_level(g[level_at], "")
+                rec.level = level if level != "" else normalize_level(g[level_at])
+            else:
+                rec.level = None
             rec.component = (g[component_at] or None) if component_at >= 0 else None
             if one_extra is not None:
                 rec.fields = {one_extra[0]: g[one_extra[1]]}
