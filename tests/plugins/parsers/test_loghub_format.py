@@ -7,7 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from agent.types import Record
-from plugins.parsers.common import normalize_level
+from plugins.parsers.common import normalize_level, parse_time
 from plugins.parsers.loghub_format import FormatConfig, FormatParser, compile_format
 
 
@@ -61,3 +61,37 @@ def test_bare_word_formats_split_exactly_as_the_regexes_match(line: str) -> None
             assert rec.level == normalize_level(m.group("Level"))
             if "Component" in fmt:
                 assert rec.component == (m.group("Component") or None)
+
+
+_LINE = st.one_of(
+    st.text(alphabet=" \t\x85\u3000ab:-", max_size=24),
+    st.builds(
+        lambda sec, frac, zone, level, rest: f"2026-11-28T12:00:{sec:02d}{frac}{zone} {level} api req=1 {rest}",
+        st.integers(0, 61), st.sampled_from(["", ".5", ".123", ",9", "."]),
+        st.sampled_from(["Z", "+00:00", "+02:00", "-0130", "", "Zjunk"]),
+        st.sampled_from(["INFO", "warning", "E", "weird", "[error]"]), st.text(alphabet=" ab=1", max_size=12),
+    ),
+)
+
+
+@settings(max_examples=800, deadline=None)
+@given(st.lists(_LINE, max_size=12), st.sampled_from([
+    "<Date> <Level> <Component> <Request> <Content>", "<Date> <Level> <A> <B> <Content>", "<Date> <Level>: <Content>",
+]))
+def test_a_batch_fills_what_the_regexes_and_the_plain_helpers_give(lines: list[str], fmt: str) -> None:
+    """The inlined memo hits (and the previous line's second) against parse_time/normalize_level per line."""
+    parser = FormatParser(FormatConfig(format=fmt))
+    batch = [Record("t", "s", line) for line in lines]
+    unparsed = parser.fill(batch)
+    exact, words = compile_format(fmt), compile_format(fmt, words=True)
+    missed = 0
+    for rec, line in zip(batch, lines, strict=True):
+        m = words.match(line) or exact.match(line)
+        if m is None:
+            missed += 1
+            assert rec.message == line and rec.time is None and rec.level is None
+            continue
+        fields = {k: v for k, v in m.groupdict().items() if k not in ("Date", "Level", "Component", "Content")}
+        assert (rec.message, rec.time, rec.level, rec.fields) == (
+            m.group("Content"), parse_time(m.group("Date")), normalize_level(m.group("Level")), fields or None)
+    assert unparsed == missed
