@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import socket
 from collections.abc import MutableSequence
+from operator import itemgetter
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -19,7 +20,7 @@ from agent.drain import Drain, DrainConfig
 from agent.errors import StateError
 from agent.plugin import BatchParser, Header, Kind, Parser, PluginContext
 from agent.state import set_aside
-from agent.types import Record
+from agent.types import Batch, Record
 
 if TYPE_CHECKING:
     from agent.config import ParserSection
@@ -66,6 +67,8 @@ def _seeded(config: DrainConfig) -> Drain:
     return drain
 
 
+_CLUSTER_ID = itemgetter(0)
+
 class ParseStage:
     def __init__(self, parser: Parser, drain: Drain) -> None:
         self.parser = parser
@@ -87,7 +90,7 @@ class ParseStage:
         drain_config = section.drain if isinstance(section.drain, DrainConfig) else DrainConfig()
         return cls(parser, load_drain(snapshot, drain_config))
 
-    def process(self, records: list[Record], members: MutableSequence[int] | None = None) -> list[Record]:
+    def process(self, records: list[Record], members: MutableSequence[int] | None = None) -> Batch:
         """Fill time, level, component, message, fields and the template of each record, in place.
 
         `members`, when given, receives the tree cluster of each record (`Match.member_id`): offline
@@ -107,7 +110,7 @@ class ParseStage:
             rec.params = params
         if members is not None:
             members.extend(m.member_id for m in matches)
-        return records
+        return Batch(records, list(map(_CLUSTER_ID, matches)))
 
     def _parse_each(self, records: list[Record]) -> None:
         """The header parser line by line; a line it fails on is counted and kept whole as its message."""

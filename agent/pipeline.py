@@ -29,7 +29,7 @@ from agent.config import Config, DetectorSection, InputSection, OutputSection
 from agent.plugin import Detector, Input, Kind, Output, PluginContext
 from agent.registry import Registry
 from agent.stages import BoundedQueue, QueueClosed, tag_matches
-from agent.types import Alert, Record, Score
+from agent.types import Alert, Record, Score, event_times
 
 log = structlog.get_logger("logwarden.pipeline")
 
@@ -273,10 +273,7 @@ class Pipeline:
                 if got and got is not _FAILED:
                     scores.extend(got)
         if self.event_time and records:
-            times = [r.time for r in records]  # the event_time property per record costs more than this
-            if None in times:
-                times = [r.event_time for r in records]
-            self._virtual_now = max(self._virtual_now, max(times))
+            self._virtual_now = max(self._virtual_now, max(event_times(records)))
         durable &= self._submit(scores, tag)
         if not durable and batch.input_index not in self._commit_blocked:
             # A records stream or the spool could not take this batch: stop committing this input's offsets,

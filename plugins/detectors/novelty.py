@@ -12,7 +12,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from operator import attrgetter
 from typing import ClassVar, Literal
 
 import structlog
@@ -21,13 +20,12 @@ from agent.errors import StateError
 from agent.plugin import PluginContext
 from agent.schema import Duration, opt
 from agent.state import read_json_state, set_aside, write_json_atomic
-from agent.types import Evidence, Record, Score, Severity, TemplateEvidence
+from agent.types import Evidence, Record, Score, Severity, TemplateEvidence, template_ids
 
 log = structlog.get_logger("logwarden.detector.novelty")
 
 STATE_FILE = "templates.json"
 STATE_KIND = "novelty_templates"
-_TEMPLATE_ID = attrgetter("template_id")
 _LEVEL_RANK = {
     "WARN": 1, "WARNING": 1, "W": 1,
     "ERROR": 2, "ERR": 2, "E": 2, "SEVERE": 2,
@@ -100,7 +98,7 @@ class NoveltyDetector:
 
     def observe(self, records: Sequence[Record]) -> list[Score]:
         known = self._known
-        tids = list(map(_TEMPLATE_ID, records))
+        tids = template_ids(records)
         if known.issuperset(tids):  # the usual batch, every template known (no -1 is ever known): C-level
             self.counters.records += len(tids)
             return []

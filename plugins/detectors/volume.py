@@ -20,7 +20,7 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from operator import attrgetter
-from typing import ClassVar, Literal, cast
+from typing import ClassVar, Literal
 
 import structlog
 
@@ -28,7 +28,7 @@ from agent.errors import StateError
 from agent.plugin import PluginContext
 from agent.schema import Duration, opt
 from agent.state import read_json_state, set_aside, write_json_atomic
-from agent.types import Evidence, Record, Score, Severity, TemplateEvidence
+from agent.types import Evidence, Record, Score, Severity, TemplateEvidence, event_times, template_ids
 from plugins.detectors.timebuckets import BucketClock, SaveThrottle
 
 log = structlog.get_logger("logwarden.detector.volume")
@@ -166,7 +166,7 @@ class VolumeDetector:
                 counts.pop("", None)
                 counts.pop(None, None)  # type: ignore[call-overload]
         if self.config.max_templates > 0:
-            tids = list(map(_TEMPLATE_ID, records))
+            tids = template_ids(records)
             by_template.update(tids)
             self._last_raw.update(zip(tids, records, strict=True))
             if min(tids) < 0:
@@ -388,12 +388,7 @@ def _deviation(obs: int, expected: float, sd: float) -> float:
     return z_poisson if abs(z_poisson) < abs(z_emp) else z_emp
 
 
-def _times(records: Sequence[Record]) -> list[float]:
-    """Event times of a batch; the `event_time` property per record costs more than this."""
-    times = [r.time for r in records]
-    if None in times:
-        return [r.event_time for r in records]
-    return cast(list[float], times)
+_times = event_times
 
 
 def _triple(value: object) -> tuple[int, float, float]:
