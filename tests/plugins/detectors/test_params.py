@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import io
+import random
 import re
 from collections import Counter
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from agent.clock import ManualClock
 from agent.generator import GENERATOR_FORMAT, GeneratorConfig, IncidentLabel, generate
@@ -188,3 +191,53 @@ def test_counting_in_batches_is_counting_one_by_one(tmp_path: Path, two_incident
     many.close()
     assert _state(one) == _state(many)
     assert one.counters == many.counters and one.stats() == many.stats()
+
+
+def _raw_state(det: ParamsDetector) -> dict[int, tuple[object, ...]]:
+    """Everything a slot holds, open bucket unfolded: the raw counts and first lines must match too."""
+    return {tid: (t.text, t.n, [(s.kind, s.unit, s.name, list(s.counts.items()), s.firsts, s.cur, s.cur_n,
+                                 s.sample_raw, s.sample, s.base, s.base_n) for s in t.slots])
+            for tid, t in det._templates.items()}
+
+
+@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(seed=st.integers(0, 2**32 - 1), distinct=st.sampled_from([40, 900, 20_000]),
+       classify_after=st.integers(5, 60), max_templates=st.integers(2, 8), batch=st.integers(32, 3000))
+def test_runs_count_exactly_as_one_by_one(tmp_path_factory: pytest.TempPathFactory, seed: int, distinct: int,
+                                          classify_after: int, max_templates: int, batch: int) -> None:
+    """Random runs — unparsed lines (-1), templates Drain generalises mid-run, numeric and categorical slots,
+    enough distinct values to fold mid-bucket, slots still classifying — leave the run path (`_count` over a
+    run inside the open bucket) and the record-by-record path in the same state after every run."""
+    rng = random.Random(seed)
+    texts = {tid: [f"op{tid} took <*> status=<*> v{k}" for k in range(2)] for tid in range(10)}
+    records: list[Record] = []
+    t = 1000.0
+    for i in range(8000):
+        tid = rng.choice([-1, *range(10)]) if rng.random() < 0.5 else 0
+        t += rng.random() * 0.02
+        latency = f"{rng.randrange(distinct)}ms" if rng.random() > 0.01 else "n/a"
+        params = (latency, rng.choice(["200", "200", "404", "503"]), str(rng.randrange(3)))[: 1 + tid % 3]
+        text = texts[tid][1 if i > 5000 and tid % 2 else 0] if tid >= 0 else ""
+        records.append(Record(tag="app", source="s", raw=f"line {i}", time=round(t, 3), template_id=tid,
+                              template=text, params=params if tid >= 0 else ()))
+    config = ParamsConfig(learn_for=Duration(60.0), classify_after=classify_after, max_templates=max_templates,
+                          min_count=5, min_baseline=20)
+    base = tmp_path_factory.mktemp("eq")
+    runs = ParamsDetector(config, ctx(base / "runs"))
+    each = ParamsDetector(config, ctx(base / "each"))
+    scores_runs: list[Score] = []
+    scores_each: list[Score] = []
+    folded = False  # a slot folded mid-bucket (FOLD_AT distinct values) and kept counting
+    for lo in range(0, len(records), batch):
+        chunk = records[lo:lo + batch]
+        scores_runs += runs.observe(chunk)
+        for r in chunk:
+            scores_each += each.observe([r])
+        assert _raw_state(runs) == _raw_state(each)
+        folded = folded or any(s.cur_n and s.counts for tpl in runs._templates.values() for s in tpl.slots)
+        scores_runs += runs.tick(chunk[-1].event_time)
+        scores_each += each.tick(chunk[-1].event_time)
+    assert [(s.key, s.start, s.score, s.title) for s in scores_runs] == \
+        [(s.key, s.start, s.score, s.title) for s in scores_each]
+    assert _raw_state(runs) == _raw_state(each) and runs.counters == each.counters
+    assert folded or distinct < FOLD_AT
