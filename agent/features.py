@@ -199,9 +199,14 @@ class Tally:
 
 def tally(events: Sequence[int], times: Sequence[float], levels: Sequence[str]) -> Tally:
     """The figures of one run of events; `merge_tallies([tally(...)])` is exactly `summarize` of it."""
+    return tally_counted(Counter(events), times, levels)
+
+
+def tally_counted(counts: dict[int, int], times: Sequence[float], levels: Sequence[str]) -> Tally:
+    """`tally` of a run whose per-template counts are already known (a pane keeps them as records arrive)."""
     errors, warns = _level_counts(levels)
     n, first, last, mean, m2 = _gap_moments(times)
-    return Tally(dict(Counter(events)), errors, warns, len(levels), n, first, last, mean, m2)
+    return Tally(dict(counts), errors, warns, len(levels), n, first, last, mean, m2)
 
 
 def merge_tallies(parts: Sequence[Tally]) -> WindowSummary:

@@ -24,11 +24,10 @@ import re
 from collections import OrderedDict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from fractions import Fraction
-from operator import attrgetter
 from typing import Any, cast
 
-from agent.features import Tally, WindowSummary, merge_tallies, tally
+from agent.features import WindowSummary, merge_tallies
+from agent.panes import Pane, pane_grid
 from agent.types import Record, Window
 from agent.windowspec import WindowSpec
 
@@ -40,7 +39,6 @@ _MAX_EMPTY_PER_GAP = 10_000
 """Empty sliding windows emitted for one silent gap at most (a replay that jumps a year must not OOM)."""
 _BULK_MIN = 32
 """Runs shorter than this go record by record: halving them further costs more than it saves."""
-_TID, _LEVEL, _SOURCE = attrgetter("template_id"), attrgetter("level"), attrgetter("source")
 
 
 @dataclass(slots=True)
@@ -95,44 +93,6 @@ class _Open:
     last_time: float = 0.0
 
 
-class _Pane:
-    """Records of one tumbling slice `[i*pane, (i+1)*pane)`; a sliding window is the concatenation of its panes.
-
-    A record is added to exactly one pane instead of to each of the `size / step` windows overlapping it,
-    and a window is assembled once, when it closes, by list concatenation in C. The pane is also tallied
-    once (template counts, levels, gap moments) and each window's summary merged from its panes' tallies,
-    so the features do not recount every record once per window holding it."""
-
-    __slots__ = ("_tallied", "_tally", "events", "levels", "samples", "sources", "templates", "times")
-
-    def __init__(self) -> None:
-        self.events: list[int] = []
-        self.times: list[float] = []
-        self.levels: list[str] = []
-        self.samples: dict[int, list[str]] = {}
-        self.templates: dict[int, str] = {}
-        self.sources: set[str] = set()
-        self._tally: Tally | None = None
-        self._tallied = -1
-
-    def tally(self) -> Tally:
-        """The pane's tally, recomputed only when records arrived since (a late record)."""
-        if self._tally is None or self._tallied != len(self.events):
-            self._tally = tally(self.events, self.times, self.levels)
-            self._tallied = len(self.events)
-        return self._tally
-
-
-def _pane_grid(length: float, step: float) -> tuple[float, int, int]:
-    """(pane length, panes per step, panes per window): the largest pane that tiles both (µs resolution)."""
-    fl = Fraction(length).limit_denominator(1_000_000)
-    fs = Fraction(step).limit_denominator(1_000_000)
-    g = Fraction(math.gcd(fl.numerator * fs.denominator, fs.numerator * fl.denominator), fl.denominator * fs.denominator)
-    if g <= 0:
-        return step, 1, max(1, round(length / step))
-    return float(g), int(fs / g), int(fl / g)
-
-
 class Windower:
     """Turns a stream of records into closed windows; one instance per detector and stream."""
 
@@ -148,8 +108,8 @@ class Windower:
         self._sessions: OrderedDict[str, _Open] = OrderedDict()
         self._step = spec.step_s
         self._length = spec.length_s
-        self._pane_s, self._m, self._k = _pane_grid(self._length, self._step) if spec.type == "sliding" else (1.0, 1, 1)
-        self._panes: dict[int, _Pane] = {}
+        self._pane_s, self._m, self._k = pane_grid(self._length, self._step) if spec.type == "sliding" else (1.0, 1, 1)
+        self._panes: dict[int, Pane] = {}
         self._next_start: int | None = None  # index (start / step) of the oldest window not yet emitted
         self._pane_floor = 0
         """First pane of window `_next_start`: a record in an earlier pane belongs to no open window."""
@@ -288,38 +248,10 @@ class Windower:
             return
         if last > self._watermark:
             self._watermark = last
-        self._bulk(self._panes.get(p) or self._panes.setdefault(p, _Pane()),
-                   recs[lo:hi] if lo or hi != len(recs) else recs, span)
-
-    def _bulk(self, pane: _Pane, recs: Sequence[Record], times: list[float]) -> None:
-        """A run of records into one pane with C-level list operations; samples and templates are exactly
-        those the record-by-record path keeps (the first lines of each template in the pane)."""
-        tids = list(map(_TID, recs))
-        pane.events += tids
-        pane.times += times
-        levels = list(map(_LEVEL, recs))
-        if None in levels:
-            levels = [lv or "" for lv in levels]
-        pane.levels += levels
-        sources = pane.sources
-        sources.update(map(_SOURCE, recs))
-        sources.discard("")
-        samples, max_samples = pane.samples, self.spec.max_samples
-        for tid in dict.fromkeys(tids):
-            have = samples.get(tid)
-            i = -1
-            if have is None:
-                i = tids.index(tid)
-                first = recs[i]
-                if first.template:
-                    pane.templates[tid] = first.template
-                have = samples[tid] = [first.raw] if max_samples else []
-            while len(have) < max_samples:
-                try:
-                    i = tids.index(tid, i + 1)
-                except ValueError:
-                    break
-                have.append(recs[i].raw)
+        pane = self._panes.get(p)
+        if pane is None:
+            pane = self._panes[p] = Pane()
+        pane.add_run(recs[lo:hi] if lo or hi != len(recs) else recs, span, self.spec.max_samples)
 
     def _add_each(self, recs: Sequence[Record], times: list[float], lo: int, hi: int, out: list[Window]) -> None:
         stats = self.stats
@@ -328,7 +260,6 @@ class Windower:
         max_samples = self.spec.max_samples
         floor = math.floor
         for i in range(lo, hi):
-            record = recs[i]
             t = times[i]
             if not -_FAR < t < _FAR:  # NaN or infinite: no window holds it
                 stats.bad_time_records += 1
@@ -352,20 +283,8 @@ class Windower:
                 continue
             pane = panes.get(p)
             if pane is None:
-                pane = panes[p] = _Pane()
-            tid = record.template_id
-            pane.events.append(tid)
-            pane.times.append(t)
-            pane.levels.append(record.level or "")
-            if record.source:
-                pane.sources.add(record.source)
-            samples = pane.samples.get(tid)
-            if samples is None:
-                pane.samples[tid] = [record.raw] if max_samples else []
-                if record.template:
-                    pane.templates[tid] = record.template
-            elif len(samples) < max_samples:
-                samples.append(record.raw)
+                pane = panes[p] = Pane()
+            pane.add(recs[i], t, max_samples)
 
     def _assemble(self, idx: int) -> Window:
         """Window `idx` from its panes (which stay: the next windows share them), with its summary."""

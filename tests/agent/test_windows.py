@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import math
+from collections import Counter
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from agent.features import summarize
 from agent.schema import Duration
 from agent.types import Record, Window
 from agent.windows import Windower, WindowSpec, fill_lists, window_from_dict, window_to_dict
@@ -237,3 +239,48 @@ def test_sliding_batches_give_the_windows_of_one_record_at_a_time() -> None:
         assert [(w.start, w.events, w.times, w.levels, w.samples, w.templates, w.sources) for w in got] == [
             (w.start, w.events, w.times, w.levels, w.samples, w.templates, w.sources) for w in want]
         assert batched.stats == one_by_one.stats
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    st.integers(0, 2**32 - 1),
+    st.sampled_from([0.0, 0.01, 0.05]),
+    st.lists(st.integers(1, 160), min_size=1, max_size=12),
+    st.sampled_from([0, 1, 3]),
+)
+def test_bulk_pane_runs_give_the_windows_and_summaries_of_one_record_at_a_time(
+    seed: int, late_share: float, sizes: list[int], max_samples: int
+) -> None:
+    """Runs appended to a pane at once (columns, C-level counts, sample lines found by bounded scans) against
+    the record path, on streams with late and out-of-order records, template id -1 and missing levels.
+
+    Hypothesis picks the stream's seed and shape rather than each record: runs of 32+ records in one pane
+    (what takes the bulk path) need streams longer than it would build record by record."""
+    import random
+
+    rng = random.Random(seed)
+    records = []
+    t = 100.0
+    for n in range(rng.randint(1, 700)):
+        t += rng.expovariate(60.0)
+        back = rng.uniform(0.0, 4.0) if rng.random() < late_share else rng.uniform(0.0, 0.02)
+        tid = rng.choice([-1, 0, 1, 1, 1, 2, 2, 3, 4, 5, 40])
+        records.append(Record(tag="t", source=rng.choice(["a.log", "a.log", "b.log", ""]), raw=f"r{n}",
+                              time=t - back, template_id=tid, template=f"tpl {tid}" if tid % 4 else "",
+                              level=rng.choice(["INFO", "INFO", "WARN", None, "error"])))
+    spec = WindowSpec(type="sliding", size=Duration(6.0), step=Duration(2.0), max_samples=max_samples)
+    one = Windower(spec, "s")
+    want = [w for r in records for w in one.add(r)] + one.flush()
+    batched = Windower(spec, "s", lists=False)
+    got: list[Window] = []
+    i = 0
+    while i < len(records):
+        n = sizes[len(got) % len(sizes)]
+        got += batched.add_many(records[i:i + n])
+        i += n
+    got = [fill_lists(w) for w in got + batched.flush()]
+    assert [(w.start, w.events, w.times, w.levels, w.samples, w.templates, w.sources) for w in got] == [
+        (w.start, w.events, w.times, w.levels, w.samples, w.templates, w.sources) for w in want]
+    assert [summarize(w) for w in got] == [summarize(w) for w in want]
+    assert all(summarize(w).counts == Counter(w.events) for w in got)
+    assert batched.stats == one.stats
