@@ -182,19 +182,22 @@ class IForestDetector:
                 shutil.rmtree(child, ignore_errors=True)
 
     def _start_training(self) -> None:
-        from agent.training.iforest import ForestOptions, write_windows_file
-
         self._seq += 1
         name = f"bundle-{self._seq:06d}"
         windows_file = self._state / "train-windows.json"
-        options = ForestOptions(
-            n_estimators=self.config.n_estimators,
-            quantile=self.config.threshold_quantile,
-            novelty_margin=self.config.novelty_margin,
-            groups=tuple(self.config.features),
-            seed=self._seq,
-        )
-        write_windows_file(windows_file, self.spec, list(self._recent), options)
+        # The file `agent.training.iforest.write_windows_file` writes, written here: importing the training
+        # module would load onnx, protobuf and friends into the daemon (~170M instructions, tens of MB) just
+        # to dump JSON. The child validates these options (`ForestOptions(**options)`) and fills the rest in
+        # with the same defaults.
+        options = {
+            "n_estimators": self.config.n_estimators,
+            "quantile": self.config.threshold_quantile,
+            "novelty_margin": self.config.novelty_margin,
+            "groups": list(self.config.features),
+            "seed": self._seq,
+        }
+        doc = {"window": self.spec.to_dict(), "options": options, "windows": list(self._recent)}
+        write_atomic(windows_file, json.dumps(doc, separators=(",", ":")))
         log_path = self._state / "train.log"
         with open(log_path, "wb") as log_fh:
             proc = subprocess.Popen(

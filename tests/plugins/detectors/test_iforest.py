@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import random
 from collections.abc import Callable
+from dataclasses import asdict
 from pathlib import Path
 
 import pytest
@@ -109,3 +110,41 @@ def test_self_baselines_in_a_child_process_and_hot_swaps(
     waiter(retrained, timeout=60.0, what="the retrained bundle")
     assert json.loads((state / "current.json").read_text()) == {"current": "bundle-000002", "previous": "bundle-000001"}
     again.close()
+
+
+_DAEMON_SIDE = """
+import json, sys
+from pathlib import Path
+from agent.clock import ManualClock
+from agent.plugin import PluginContext
+from agent.types import Record
+from plugins.detectors.iforest import IForestConfig, IForestDetector
+
+state = Path(sys.argv[1])
+ctx = PluginContext(instance="detector.iforest.0", state_dir=state, host="h", clock=ManualClock())
+det = IForestDetector(IForestConfig(learn_windows=20, min_learn_windows=20, n_estimators=5), ctx)
+for i in range(3000):
+    det.observe([Record(tag="t", source="a.log", raw=f"line {i}", time=1000.0 + i / 10, template_id=i % 7,
+                        template=f"tpl {i % 7}", level="INFO")])
+started = det.stats()["trainings"]
+det.close()
+heavy = sorted(m for m in ("agent.training.iforest", "onnx", "sklearn") if m in sys.modules)
+print(json.dumps({"started": started, "heavy": heavy}))
+"""
+
+
+def test_starting_a_training_child_loads_no_training_code_into_the_daemon(tmp_path: Path) -> None:
+    """The daemon writes the training windows file itself: the training module would pull onnx and its
+    protobuf runtime into the daemon's memory just to dump JSON."""
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parents[3]
+    done = subprocess.run([sys.executable, "-c", _DAEMON_SIDE, str(tmp_path)], cwd=root, capture_output=True,
+                          text=True, timeout=120, check=True)
+    assert json.loads(done.stdout.strip().splitlines()[-1]) == {"started": 1.0, "heavy": []}
+    doc = json.loads((tmp_path / "detector.iforest.0" / "train-windows.json").read_text())
+    assert asdict(ForestOptions(**{**doc["options"], "groups": tuple(doc["options"]["groups"])})) == asdict(
+        ForestOptions(n_estimators=5, quantile=0.995, novelty_margin=0.25,
+                      groups=("counts", "stats", "temporal", "levels"), seed=1))
+    assert len(doc["windows"]) >= 20 and all("counts" in w for w in doc["windows"])
