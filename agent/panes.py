@@ -67,10 +67,9 @@ class Pane:
         elif len(samples) < max_samples:
             samples.append(record.raw)
 
-    def add_run(self, recs: Sequence[Record], times: list[float], max_samples: int) -> None:
-        """A run of records that all belong here, with C-level list operations; the lists, samples and
-        templates are exactly those of `add` for each record in turn."""
-        tids = [r.template_id for r in recs]
+    def add_run(self, recs: Sequence[Record], times: list[float], tids: list[int], max_samples: int) -> None:
+        """A run of records that all belong here (with their time and template id columns), by C-level list
+        operations; the lists, samples and templates are exactly those of `add` for each record in turn."""
         self.events += tids
         self.times += times
         levels: list[str | None] = [r.level for r in recs]

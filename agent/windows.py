@@ -24,11 +24,11 @@ import re
 from collections import OrderedDict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, cast
+from typing import Any
 
 from agent.features import WindowSummary, merge_tallies
 from agent.panes import Pane, pane_grid
-from agent.types import Record, Window
+from agent.types import Record, Window, event_times, template_ids
 from agent.windowspec import WindowSpec
 
 __all__ = ["CountedWindow", "WindowSpec", "Windower", "WindowerStats", "fill_lists", "window_from_dict", "window_to_dict"]
@@ -221,17 +221,18 @@ class Windower:
 
     def _add_sliding(self, records: Iterable[Record]) -> list[Window]:
         recs = records if isinstance(records, Sequence) else list(records)
-        header_times = [r.time for r in recs]
-        times = [r.event_time for r in recs] if None in header_times else cast(list[float], header_times)
+        # A parsed `Batch` carries both columns (computed once for every detector and the pipeline's clock).
+        times = event_times(recs)
         out: list[Window] = []
         if math.isfinite(sum(times)):  # NaN or infinity anywhere poisons the sum: those go record by record
-            self._add_span(recs, times, 0, len(recs), out)
+            self._add_span(recs, times, template_ids(recs), 0, len(recs), out)
         else:
             self._add_each(recs, times, 0, len(recs), out)
         self.stats.records += len(recs)
         return out
 
-    def _add_span(self, recs: Sequence[Record], times: list[float], lo: int, hi: int, out: list[Window]) -> None:
+    def _add_span(self, recs: Sequence[Record], times: list[float], tids: list[int], lo: int, hi: int,
+                  out: list[Window]) -> None:
         """Records [lo, hi): appended in bulk when they all fall in one pane and close no window (a batch
         spans a second or two, a pane ten), else halved; short runs go record by record."""
         if hi - lo < _BULK_MIN:
@@ -243,15 +244,16 @@ class Windower:
         if (self._next_start is None or last >= self._due_at or first <= -_FAR or last >= _FAR
                 or p < self._pane_floor or math.floor(last / self._pane_s) != p):
             mid = (lo + hi) // 2
-            self._add_span(recs, times, lo, mid, out)
-            self._add_span(recs, times, mid, hi, out)
+            self._add_span(recs, times, tids, lo, mid, out)
+            self._add_span(recs, times, tids, mid, hi, out)
             return
         if last > self._watermark:
             self._watermark = last
         pane = self._panes.get(p)
         if pane is None:
             pane = self._panes[p] = Pane()
-        pane.add_run(recs[lo:hi] if lo or hi != len(recs) else recs, span, self.spec.max_samples)
+        whole = not lo and hi == len(recs)
+        pane.add_run(recs if whole else recs[lo:hi], span, tids if whole else tids[lo:hi], self.spec.max_samples)
 
     def _add_each(self, recs: Sequence[Record], times: list[float], lo: int, hi: int, out: list[Window]) -> None:
         stats = self.stats
