@@ -19,7 +19,6 @@ import math
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
-from operator import attrgetter
 from typing import ClassVar, Literal
 
 import structlog
@@ -35,7 +34,6 @@ log = structlog.get_logger("logwarden.detector.volume")
 
 STATE_FILE = "volume.json"
 STATE_KIND = "volume_baseline"
-_SOURCE, _COMPONENT, _TAG, _TEMPLATE_ID = (attrgetter(f) for f in ("source", "component", "tag", "template_id"))
 _ALPHA_MIN = 0.05
 _MAD_TO_SD = 1.25  # mean absolute deviation → standard deviation for a normal distribution
 
@@ -159,12 +157,13 @@ class VolumeDetector:
     def _count_batch(self, records: Sequence[Record]) -> None:
         """The whole batch falls in the open bucket (the usual case): count it field by field in C."""
         by_source, by_component, by_tag, by_template = self._raw_counts
-        for use, counts, get in ((self._by_source, by_source, _SOURCE), (self._by_component, by_component, _COMPONENT),
-                                 (self._by_tag, by_tag, _TAG)):
-            if use:
-                counts.update(map(get, records))
-                counts.pop("", None)
-                counts.pop(None, None)  # type: ignore[call-overload]
+        # List comprehensions: on 3.11 they cost half of map(attrgetter) a record.
+        if self._by_source:
+            _count_column(by_source, [r.source for r in records])
+        if self._by_component:
+            _count_column(by_component, [r.component for r in records])
+        if self._by_tag:
+            _count_column(by_tag, [r.tag for r in records])
         if self.config.max_templates > 0:
             tids = template_ids(records)
             by_template.update(tids)
@@ -389,6 +388,19 @@ def _deviation(obs: int, expected: float, sd: float) -> float:
 
 
 _times = event_times
+
+
+def _count_column(counts: Counter[str], values: list[str | None]) -> None:
+    """Count a batch's values of one field, leaving out empty ones. A batch usually comes from one file
+    (one source, one tag): one C-level `list.count` then replaces a counter update per record."""
+    first = values[0]
+    if values.count(first) == len(values):
+        if first:
+            counts[first] += len(values)
+        return
+    counts.update(values)  # type: ignore[arg-type]  # the None and "" keys are popped right away
+    counts.pop("", None)
+    counts.pop(None, None)  # type: ignore[call-overload]
 
 
 def _triple(value: object) -> tuple[int, float, float]:

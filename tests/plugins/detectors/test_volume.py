@@ -6,6 +6,10 @@ import io
 import re
 from pathlib import Path
 
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from agent.clock import ManualClock
 from agent.generator import GeneratorConfig, IncidentLabel, generate
 from agent.generator.services import Event
@@ -126,3 +130,21 @@ def test_config_from_yaml_values_and_registry_name() -> None:
     assert b.build(VolumeConfig, {"group_by": ["host"]}, "p") is None and b.errors
     from agent.plugin import Kind
     assert Registry.default().get(Kind.DETECTOR, "volume") is VolumeDetector
+
+
+@settings(max_examples=120, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from(["/a.log", "/b.log", ""]), st.sampled_from(["api", "db", "", None]),
+                          st.integers(-1, 3)), min_size=1, max_size=60),
+       st.sampled_from([1, 7, 60]))
+def test_batches_count_streams_as_records_one_at_a_time(
+    tmp_path_factory: pytest.TempPathFactory, rows: list[tuple[str, str | None, int]], size: int
+) -> None:
+    """The per-field column counts (one file and mixed, empty and missing values) against single records."""
+    config = VolumeConfig(group_by=["source", "component", "tag"])
+    dets = [VolumeDetector(config, ctx(tmp_path_factory.mktemp("v"))) for _ in range(2)]
+    records = [Record(tag="app" if i % 5 else "", source=src, raw=f"line {i}", time=1000.0 + i * 0.01,
+                      component=comp, template_id=tid, template=f"t{tid}") for i, (src, comp, tid) in enumerate(rows)]
+    feed(dets[0], records, batch=size)
+    feed(dets[1], records, batch=1)
+    assert dets[0]._raw_counts == dets[1]._raw_counts
+    assert dets[0].stats() == dets[1].stats()
