@@ -1,0 +1,101 @@
+"""Instructions per line of the whole replay pipeline, counted by valgrind (callgrind), beside Drain3.
+
+Wall and CPU time on the shared build machines moved by ±30% from one hour to the next, which hides a 5%
+change; an instruction count does not move. This runs the same replay as `bench/e2e.py` (generated log,
+header parse → Drain → novelty + volume + params + iforest → router → file) under callgrind for `--lines`
+lines and for the first 1,000 of them, and reports the difference per line, so start-up and imports
+cancel out. The anchor is Drain3's TemplateMiner on the same messages, counted the same way. Learning
+periods are scaled down with the log (30 s / 1 min / 6 windows instead of 5 / 10 min / 60) so that, as in
+e2e's 1M-line replay, about three quarters of the lines are scored after learning.
+
+Needs valgrind on PATH; takes ~5 minutes for 100k lines.
+
+    .venv/bin/python bench/instructions.py [--lines 100000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+
+BASE_LINES = 1000
+
+
+def child(kind: str, log: Path, work: Path) -> None:
+    """The measured program: one replay, or Drain3 over the log's messages."""
+    if kind == "drain3":
+        from drain3 import TemplateMiner  # type: ignore[import-untyped]
+        from drain3.template_miner_config import TemplateMinerConfig  # type: ignore[import-untyped]
+
+        miner = TemplateMiner(config=TemplateMinerConfig())
+        with log.open() as fh:
+            for line in fh:
+                parts = line.rstrip("\n").split(None, 4)
+                miner.add_log_message(parts[4] if len(parts) == 5 else line)
+        return
+    import e2e
+
+    from agent.commands.replay import replay
+    from agent.config import load_config
+    from agent.registry import Registry
+
+    detectors = (e2e.REPLAY_DETECTORS.replace("learn_for: 5m", "learn_for: 30s")
+                 .replace("learn_for: 10m", "learn_for: 1m").replace("learn_windows: 60", "learn_windows: 6"))
+    cfg = work / "replay.yaml"
+    cfg.write_text(e2e.pipeline_config(work, detectors=detectors, logs=str(log),
+                                       outputs=f"    - name: file\n      path: {work / 'alerts.jsonl'}\n"))
+    registry = Registry.default()
+    replay(load_config(cfg, registry), registry, [log], work / "state")
+
+
+def count(kind: str, log: Path) -> int:
+    with tempfile.TemporaryDirectory() as work:
+        run = subprocess.run(
+            ["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null", sys.executable, __file__,
+             "--child", kind, str(log), work],
+            capture_output=True, text=True, check=True,
+        )
+    m = re.search(r"Collected : (\d+)", run.stderr)
+    if m is None:
+        raise SystemExit(f"no instruction count from valgrind:\n{run.stderr[-2000:]}")
+    return int(m.group(1))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--lines", type=int, default=100_000)
+    ap.add_argument("--child", nargs=3, metavar=("KIND", "LOG", "WORK"), help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.child:
+        child(args.child[0], Path(args.child[1]), Path(args.child[2]))
+        return
+    import e2e
+
+    with tempfile.TemporaryDirectory() as tmp:
+        log, head = Path(tmp) / "replay.log", Path(tmp) / "head.log"
+        e2e.gen_lines(log, args.lines, seed=3, incidents=["new_template", "error_burst", "latency_spike"])
+        with log.open() as src, head.open("w") as dst:
+            for i, line in enumerate(src):
+                if i >= BASE_LINES:
+                    break
+                dst.write(line)
+        lines = sum(1 for _ in log.open("rb")) - BASE_LINES
+        per_line = {kind: (count(kind, log) - count(kind, head)) / lines for kind in ("pipeline", "drain3")}
+    print(f"## Instructions per line (callgrind; {lines:,} lines minus the first {BASE_LINES:,})")
+    print("| what | instructions per line | ratio to Drain3 alone |")
+    print("|---|---|---|")
+    print(f"| Drain3 TemplateMiner alone, same messages (anchor) | {per_line['drain3']:,.0f} | 1.0 |")
+    print(f"| logwarden replay, whole pipeline | {per_line['pipeline']:,.0f} | "
+          f"{per_line['pipeline'] / per_line['drain3']:.2f}x |")
+
+
+if __name__ == "__main__":
+    main()
