@@ -9,7 +9,7 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from agent.clock import ManualClock
@@ -206,13 +206,30 @@ def _raw_state(det: ParamsDetector) -> dict[int, tuple[object, ...]]:
 def test_runs_count_exactly_as_one_by_one(tmp_path_factory: pytest.TempPathFactory, seed: int, distinct: int,
                                           classify_after: int, max_templates: int, batch: int) -> None:
     """Random runs — unparsed lines (-1), templates Drain generalises mid-run, numeric and categorical slots,
-    enough distinct values to fold mid-bucket, slots still classifying — leave the run path (`_count` over a
-    run inside the open bucket) and the record-by-record path in the same state after every run."""
+    many distinct values, slots still classifying — leave the run path (`_count` over a run inside the open
+    bucket) and the record-by-record path in the same state after every run. Whether a slot folded
+    mid-bucket depends on the draw (a slot of distinct values may classify as an id and be skipped), so it
+    is only reported here; the test below pins a run that does fold."""
+    folded = _runs_against_one_by_one(tmp_path_factory.mktemp("eq"), seed, distinct, classify_after,
+                                      max_templates, batch)
+    event(f"folded mid-bucket: {folded}")
+
+
+def test_runs_that_fold_mid_bucket_count_exactly_as_one_by_one(tmp_path: Path) -> None:
+    """A draw where the latency slot classifies numeric and passes FOLD_AT distinct values inside one bucket."""
+    assert _runs_against_one_by_one(tmp_path, seed=2, distinct=20_000, classify_after=60, max_templates=8,
+                                    batch=500, n=14_000)
+
+
+def _runs_against_one_by_one(base: Path, seed: int, distinct: int, classify_after: int, max_templates: int,
+                             batch: int, n: int = 8000) -> bool:
+    """Feed one random stream both ways, comparing after every run; returns whether a slot folded
+    mid-bucket (FOLD_AT distinct values) and kept counting."""
     rng = random.Random(seed)
     texts = {tid: [f"op{tid} took <*> status=<*> v{k}" for k in range(2)] for tid in range(10)}
     records: list[Record] = []
     t = 1000.0
-    for i in range(8000):
+    for i in range(n):
         tid = rng.choice([-1, *range(10)]) if i and rng.random() < 0.5 else 0  # 0 first: always tracked
         t += rng.random() * 0.02
         latency = f"{rng.randrange(distinct)}ms" if rng.random() > 0.01 else "n/a"
@@ -222,12 +239,11 @@ def test_runs_count_exactly_as_one_by_one(tmp_path_factory: pytest.TempPathFacto
                               template=text, params=params if tid >= 0 else ()))
     config = ParamsConfig(learn_for=Duration(60.0), classify_after=classify_after, max_templates=max_templates,
                           min_count=5, min_baseline=20)
-    base = tmp_path_factory.mktemp("eq")
     runs = ParamsDetector(config, ctx(base / "runs"))
     each = ParamsDetector(config, ctx(base / "each"))
     scores_runs: list[Score] = []
     scores_each: list[Score] = []
-    folded = False  # a slot folded mid-bucket (FOLD_AT distinct values) and kept counting
+    folded = False
     for lo in range(0, len(records), batch):
         chunk = records[lo:lo + batch]
         scores_runs += runs.observe(chunk)
@@ -240,4 +256,4 @@ def test_runs_count_exactly_as_one_by_one(tmp_path_factory: pytest.TempPathFacto
     assert [(s.key, s.start, s.score, s.title) for s in scores_runs] == \
         [(s.key, s.start, s.score, s.title) for s in scores_each]
     assert _raw_state(runs) == _raw_state(each) and runs.counters == each.counters
-    assert folded or distinct < FOLD_AT
+    return folded
