@@ -17,7 +17,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import ClassVar, cast
+from typing import ClassVar
 
 import structlog
 
@@ -25,7 +25,7 @@ from agent.errors import StateError
 from agent.plugin import PluginContext
 from agent.schema import Duration, opt
 from agent.state import read_json_state, set_aside, write_json_atomic
-from agent.types import Evidence, Record, Score, Severity, TemplateEvidence
+from agent.types import Evidence, Record, Score, Severity, TemplateEvidence, event_times
 from plugins.detectors.paramslots import BIN, FOLD_AT, Slot, from_bin, quantile, show, slot_name, spread
 from plugins.detectors.timebuckets import BucketClock, SaveThrottle
 
@@ -110,8 +110,7 @@ class ParamsDetector:
 
     def observe(self, records: Sequence[Record]) -> list[Score]:
         if records:
-            header_times = [r.time for r in records]
-            times = [r.event_time for r in records] if None in header_times else cast(list[float], header_times)
+            times = event_times(records)
             if math.isfinite(sum(times)):
                 self._observe_span(records, times, 0, len(records))
             else:
