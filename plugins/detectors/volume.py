@@ -150,7 +150,7 @@ class VolumeDetector:
         return self._take()
 
     def _in_open_bucket(self, records: Sequence[Record]) -> bool:
-        times = _times(records)
+        times = event_times(records)
         size = self._clock.size_s
         return int(min(times) // size) == int(max(times) // size) == self._clock.current
 
@@ -385,9 +385,6 @@ def _deviation(obs: int, expected: float, sd: float) -> float:
     z_emp = (obs - expected) / sd
     z_poisson = 2.0 * (math.sqrt(obs) - math.sqrt(max(expected, 0.0)))
     return z_poisson if abs(z_poisson) < abs(z_emp) else z_emp
-
-
-_times = event_times
 
 
 def _count_column(counts: Counter[str], values: list[str | None]) -> None:
