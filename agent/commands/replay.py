@@ -19,6 +19,12 @@ from typing import Any
 
 from agent.errors import LogwardenError
 
+REPLAY_QUEUE = 2
+"""Batches a replay's reader may run ahead of the worker. A file is always read faster than the pipeline
+takes it, so a deeper queue only means each batch waits longer and its records have left the CPU's cache
+by the time they are parsed (cachegrind on a 100k-line replay: 64 queued batches miss the last-level
+cache 4% more often per line than 2 and execute 2% more instructions)."""
+
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("files", nargs="+", type=Path, help="Log files to replay, in order.")
@@ -52,7 +58,9 @@ def replay(config: Any, registry: Any, files: list[Path], state_dir: Path, *, pr
     from agent.pipeline import Pipeline
     from agent.replay import FileReplayInput
 
-    service = dataclasses.replace(config.service, state_dir=str(state_dir))
+    service = dataclasses.replace(
+        config.service, state_dir=str(state_dir), queue_size=min(config.service.queue_size, REPLAY_QUEUE)
+    )
     config = dataclasses.replace(config, service=service)
     section = _section_for(config, files[0])
     multiline = getattr(section.config, "multiline", None)
