@@ -1,14 +1,18 @@
-"""Instructions per line of the whole replay pipeline, counted by valgrind (callgrind), beside Drain3.
+"""Instructions and cache misses per line of the whole replay pipeline, counted by valgrind, beside Drain3.
 
-Wall and CPU time on the shared build machines moved by ±30% from one hour to the next, which hides a 5%
-change; an instruction count does not move. This runs the same replay as `bench/e2e.py` (generated log,
+Wall and CPU time on the shared build machines moved by ±30% from one hour to the next (and 2x within a
+day), which hides a 5% change; an instruction count does not move. Instructions alone mislead, though: at
+equal instructions the pipeline took ~1.6x Drain3's time, and the difference is memory. So the counts come
+from cachegrind's cache simulation with this host's per-core sizes (32 KiB L1 data and instruction caches,
+1 MiB L2 as the last level): L1 misses cost a few cycles, a last-level miss goes to a shared L3 that other
+tenants use, or to memory, and costs hundreds. This runs the same replay as `bench/e2e.py` (generated log,
 header parse → Drain → novelty + volume + params + iforest → router → file) under callgrind for `--lines`
 lines and for the first 1,000 of them, and reports the difference per line, so start-up and imports
 cancel out. The anchor is Drain3's TemplateMiner on the same messages, counted the same way. Learning
 periods are scaled down with the log (30 s / 1 min / 6 windows instead of 5 / 10 min / 60) so that, as in
 e2e's 1M-line replay, about three quarters of the lines are scored after learning.
 
-Needs valgrind on PATH; takes ~5 minutes for 100k lines.
+Needs valgrind on PATH; takes ~5 minutes for 100k lines (two runs at a time).
 
     .venv/bin/python bench/instructions.py [--lines 100000]
 """
@@ -20,6 +24,7 @@ import re
 import subprocess
 import sys
 import tempfile
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -56,17 +61,25 @@ def child(kind: str, log: Path, work: Path) -> None:
     replay(load_config(cfg, registry), registry, [log], work / "state")
 
 
-def count(kind: str, log: Path) -> int:
+CACHES = ["--cache-sim=yes", "--I1=32768,8,64", "--D1=32768,8,64", "--LL=1048576,16,64"]
+EVENTS = {"instructions": "I   refs", "I1 misses": "I1  misses", "D1 misses": "D1  misses", "LL misses": "LL misses"}
+
+
+def count(kind: str, log: Path) -> dict[str, int]:
+    """Cachegrind's totals for one child run."""
     with tempfile.TemporaryDirectory() as work:
         run = subprocess.run(
-            ["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null", sys.executable, __file__,
+            ["valgrind", "--tool=cachegrind", *CACHES, "--cachegrind-out-file=/dev/null", sys.executable, __file__,
              "--child", kind, str(log), work],
             capture_output=True, text=True, check=True,
         )
-    m = re.search(r"Collected : (\d+)", run.stderr)
-    if m is None:
-        raise SystemExit(f"no instruction count from valgrind:\n{run.stderr[-2000:]}")
-    return int(m.group(1))
+    out = {}
+    for name, label in EVENTS.items():
+        m = re.search(rf"{label}:\s+([\d,]+)", run.stderr)
+        if m is None:
+            raise SystemExit(f"no {name} count from valgrind:\n{run.stderr[-2000:]}")
+        out[name] = int(m.group(1).replace(",", ""))
+    return out
 
 
 def main() -> None:
@@ -88,14 +101,20 @@ def main() -> None:
                     break
                 dst.write(line)
         lines = sum(1 for _ in log.open("rb")) - BASE_LINES
-        per_line = {kind: (count(kind, log) - count(kind, head)) / lines for kind in ("pipeline", "drain3")}
-    print(f"## Instructions per line (callgrind; {lines:,} lines minus the first {BASE_LINES:,})")
-    print("| what | instructions per line | ratio to Drain3 alone |")
-    print("|---|---|---|")
-    print(f"| Drain3 TemplateMiner alone, same messages (anchor) | {per_line['drain3']:,.0f} | 1.0 |")
-    print(f"| logwarden replay, whole pipeline | {per_line['pipeline']:,.0f} | "
-          f"{per_line['pipeline'] / per_line['drain3']:.2f}x |")
-
+        jobs = [(kind, f) for kind in ("pipeline", "drain3") for f in (log, head)]
+        with ThreadPoolExecutor(2) as pool:
+            full_p, head_p, full_d, head_d = pool.map(lambda job: count(*job), jobs)
+    per_line = {
+        "pipeline": {k: (full_p[k] - head_p[k]) / lines for k in EVENTS},
+        "drain3": {k: (full_d[k] - head_d[k]) / lines for k in EVENTS},
+    }
+    print(f"## Per line (cachegrind, 32 KiB L1s, 1 MiB last level; {lines:,} lines minus the first {BASE_LINES:,})")
+    print("| what | " + " | ".join(EVENTS) + " |")
+    print("|---|" + "---|" * len(EVENTS))
+    d, p = per_line["drain3"], per_line["pipeline"]
+    print("| Drain3 TemplateMiner alone, same messages (anchor) | " + " | ".join(f"{d[k]:,.0f}" for k in EVENTS) + " |")
+    print("| logwarden replay, whole pipeline | " + " | ".join(f"{p[k]:,.0f}" for k in EVENTS) + " |")
+    print("| ratio | " + " | ".join(f"{p[k] / d[k]:.2f}x" if d[k] >= 1 else "(anchor < 1)" for k in EVENTS) + " |")
 
 if __name__ == "__main__":
     main()
