@@ -174,11 +174,15 @@ class Pipeline:
 
     # -- lifecycle ---------------------------------------------------------------------------------
 
-    def start(self) -> None:
+    def start(self, *, inline: bool = False) -> None:
+        """Start outputs, the router, the worker and the inputs. With `inline`, neither the worker nor the
+        inputs are started: the caller hands batches to `process_inline` on its own thread (replay)."""
         tune_gc()
         for _, out in self.outputs:
             out.start()
         self.router.start()
+        if inline:
+            return
         self._worker = threading.Thread(target=self._run_worker, name="logwarden-worker", daemon=True)
         self._worker.start()
         for i, (section, inp) in enumerate(self.inputs):
@@ -191,6 +195,18 @@ class Pipeline:
                 self.queue.put(_Batch(index, list(records)))
 
         return emit
+
+    def process_inline(self, input_index: int, records: list[Record]) -> None:
+        """One input batch on the calling thread, exactly as the worker handles a queued one, then the
+        timers. A replay reads and processes on one thread: each batch is parsed right after it was read,
+        while its lines are still in the CPU's cache, and no GIL hand-off sits between reader and worker."""
+        if records:
+            self._process(_Batch(input_index, records))
+        self._timers()
+
+    def finish_inline(self) -> None:
+        """The end of an inline run: what `flush` does for the worker (open windows are closed and scored)."""
+        self._close_detectors()
 
     def flush(self, timeout: float = 60.0) -> bool:
         """Wait until everything queued so far is processed and open windows are closed (replay's end)."""
