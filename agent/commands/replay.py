@@ -71,13 +71,18 @@ def replay(config: Any, registry: Any, files: list[Path], state_dir: Path, *, pr
     bar = threading.Thread(target=_progress, args=(source, total_bytes, stop_bar), daemon=True) if progress else None
     if bar is not None:
         bar.start()
-    for batch in source.batches():
-        pipeline.process_inline(0, batch)
-    pipeline.finish_inline()
+    try:
+        for batch in source.batches():
+            pipeline.process_inline(0, batch)
+        pipeline.finish_inline()
+    except BaseException:  # a file that cannot be read, or Ctrl-C: state saved and outputs closed first
+        pipeline.stop()
+        raise
+    finally:
+        stop_bar.set()
+        if bar is not None:
+            bar.join()
     elapsed = time.monotonic() - started
-    stop_bar.set()
-    if bar is not None:
-        bar.join()
     stats = pipeline.component_stats()
     templates = sum(1 for p in pipeline.parsers for _ in p.drain.clusters())
     alerts = pipeline.router.recent(10_000)
