@@ -110,3 +110,39 @@ def test_replay_command_runs_the_pipeline_and_alerts(tmp_path: Path) -> None:
     assert len(got) == 1
     assert "connection pool exhausted" in json.dumps(got[0])
     assert not (tmp_path / "daemon-state").exists(), "a replay must not touch the daemon's state"
+
+
+def test_inline_replay_equals_the_threaded_pipeline(tmp_path: Path) -> None:
+    """`replay` runs the worker's code on its own thread; the same input through the queued worker and a
+    reader thread (how `run` drives inputs) must give the same records, templates and alerts."""
+    from agent.commands.replay import replay
+    from agent.config import load_config
+    from agent.pipeline import Pipeline
+    from agent.registry import Registry
+    from agent.replay import FileReplayInput
+    from tests.lwtest import wait_for
+
+    log = tmp_path / "app.log"
+    lines = [f"2026-11-28 10:{i // 60:02d}:{i % 60:02d} INFO api: request {i} served in {i % 50}ms" for i in range(3000)]
+    lines[2500] = "2026-11-28 10:41:40 ERROR db: connection pool exhausted after 30 retries"
+    log.write_text("\n".join(lines) + "\n")
+    registry = Registry.default()
+    results = []
+    for mode in ("inline", "threaded"):
+        cfg = tmp_path / f"{mode}.yaml"
+        cfg.write_text(CONFIG.format(state=tmp_path / f"{mode}-state", alerts=tmp_path / f"{mode}.jsonl"))
+        config = load_config(cfg, registry)
+        if mode == "inline":
+            summary = replay(config, registry, [log], tmp_path / "inline-state")
+            results.append((summary["records"], summary["templates"], summary["alerts"]))
+            continue
+        source = FileReplayInput([log], "app", batch_size=100)
+        pipeline = Pipeline(config, registry, inputs=[(config.inputs[0], source)], event_time=True)
+        pipeline.start()
+        wait_for(source.done.is_set, timeout=60)
+        assert pipeline.flush(timeout=60)
+        templates = sum(1 for p in pipeline.parsers for _ in p.drain.clusters())
+        results.append((pipeline.stats.records, templates, len(pipeline.router.recent(100))))
+        pipeline.stop()
+    assert results[0] == results[1]
+    assert results[0][0] == 3000 and results[0][2] >= 1
