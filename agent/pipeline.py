@@ -162,6 +162,10 @@ class Pipeline:
         self.router = AlertRouter(svc.alerts, alert_outputs, self.state_dir / "alerts.sqlite", self.host, self.clock)
         self._last_snapshot = self.clock.monotonic()
         self._last_tick = self.clock.monotonic()
+        self._last_event_tick = float("-inf")
+        """Record time of the last tick of a replay: its timers run once per `tick_interval` of record time,
+        as a live run's do once per `tick_interval` of wall time (not after every batch: a tick of all
+        detectors and the router cost ~50 µs, half a microsecond a line with 100-line batches)."""
         self._snapshot_records = 0
         """`stats.records` at the last snapshot: an idle tree is not written again."""
 
@@ -330,7 +334,7 @@ class Pipeline:
     def _until_timers(self) -> float:
         """Seconds the idle worker may sleep: until the next tick or snapshot is due, never polling sooner.
 
-        A replay drives timers by record time after every batch, so its wait only bounds a stall.
+        A replay checks its timers (by record time) after every batch, so its wait only bounds a stall.
         """
         svc = self.config.service
         if self.event_time:
@@ -340,8 +344,13 @@ class Pipeline:
 
     def _timers(self) -> None:
         mono = self.clock.monotonic()
-        if mono - self._last_tick >= self.config.service.tick_interval.seconds or self.event_time:
+        interval = self.config.service.tick_interval.seconds
+        if (
+            self._virtual_now - self._last_event_tick >= interval if self.event_time
+            else mono - self._last_tick >= interval
+        ):
             self._last_tick = mono
+            self._last_event_tick = self._virtual_now
             now = self.now()
             if now > 0:
                 for det_section, det in self.detectors:
