@@ -2,8 +2,8 @@
 
 Part 1 — replay: N generated lines through the whole pipeline (replay input → header parse → Drain →
 novelty + volume + params + iforest detectors → alert router → file output), in this process, timed by
-CPU seconds of this process (the pipeline's worker is one thread, so lines per CPU-second is lines/s
-on one core). Anchor in the same run: Drain3's TemplateMiner alone on the same messages.
+CPU seconds of this process (a replay reads and processes on one thread, so lines per CPU-second is
+lines/s on one core). Anchor in the same run: Drain3's TemplateMiner alone on the same messages.
 
 Part 2 — live: `logwarden run` as a subprocess tails a file written at a fixed rate; every few seconds a
 line with a never-seen ERROR template is written, and a local webhook receiver timestamps the alert:
@@ -282,7 +282,7 @@ def main() -> None:
         tmp = Path(d)
         if not args.skip_replay:
             r = part_replay(tmp, args.lines, args.replay_runs)
-            print(f"\n## Replay through the whole pipeline (one worker thread; best of {r['runs']} runs)\n")
+            print(f"\n## Replay through the whole pipeline (read and processed on one thread; best of {r['runs']} runs)\n")
             print("| what | lines/s per CPU-second | µs per line | ratio to Drain3 alone |")
             print("|---|---|---|---|")
             print(f"| Drain3 TemplateMiner alone, same messages (anchor) | {r['drain3_lines_per_cpu_s']:,.0f} | "
