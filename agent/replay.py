@@ -1,7 +1,8 @@
 """Reading whole files as an input, for `replay` and `demo`: as fast as the pipeline takes them.
 
-It implements the same `Input` protocol as `tail`, so a replay runs exactly the code `run` runs; only where
-the lines come from differs. Lines are decoded with replacement and over-long lines truncated, like the
+It implements the same `Input` protocol as `tail` (its thread emits batches into the pipeline's queue), and
+`replay` also takes its `batches()` on one thread into `Pipeline.process_inline`: either way the stages
+run exactly the code `run` runs; only where the lines come from differs. Lines are decoded with replacement and over-long lines truncated, like the
 tail input; records starting with whitespace are joined to the previous record (stack traces) when the
 input section configures a multiline start pattern.
 """
