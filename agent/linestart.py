@@ -85,7 +85,7 @@ class StartTest:
     def many(self, lines: Sequence[str]) -> list[bool]:
         """Usually one C-level `startswith` a line: consecutive records share their prefix (the date), so
         only the lines that do not begin with the last start prefix (continuations, a new day) are looked
-        up in the memo. Slicing every line's prefix and hashing it cost three times as much."""
+        up in the memo. Slicing every line's prefix and hashing it cost a third more (0.39 against 0.29 µs)."""
         search = self.pattern.search
         width = self.width
         if width is None:

@@ -2,9 +2,9 @@
 
 It implements the same `Input` protocol as `tail` (its thread emits batches into the pipeline's queue), and
 `replay` also takes its `batches()` on one thread into `Pipeline.process_inline`: either way the stages
-run exactly the code `run` runs; only where the lines come from differs. Lines are decoded with replacement and over-long lines truncated, like the
-tail input; records starting with whitespace are joined to the previous record (stack traces) when the
-input section configures a multiline start pattern.
+run exactly the code `run` runs; only where the lines come from differs. Lines are decoded with
+replacement and over-long lines truncated, like the tail input; records starting with whitespace are
+joined to the previous record (stack traces) when the input section configures a multiline start pattern.
 """
 
 from __future__ import annotations
@@ -69,25 +69,19 @@ def read_batches(
                     rest = (rest + chunk)[:max_line_bytes]
                 rest_len += len(chunk)
                 continue
-            first = 0
-            head: list[str] = []
-            lens: list[int] = []
+            first = chunk.find(b"\n") + 1 if rest_len else 0  # the open line ends in this chunk
+            lines, lens = _decode_lines(memoryview(chunk)[first:cut], max_line_bytes)
             if rest_len:
-                first = chunk.find(b"\n") + 1
                 if len(rest) < max_line_bytes:
                     rest += chunk[:first - 1]
-                head, lens = [_decode_line(rest, max_line_bytes)], [rest_len + first - 1]
-            lines, body_lens = _decode_lines(memoryview(chunk)[first:cut], max_line_bytes)
-            if head:
-                lines[:0] = head
-                lens += body_lens
-            else:
-                lens = body_lens
+                lines.insert(0, _decode_line(rest, max_line_bytes))
+                lens.insert(0, rest_len + first - 1)
             # offset + the lengths so far + one newline per line, all in C-level maps
             ends = list(map(add, accumulate(lens), count(offset + 1)))
-            counts.bytes += rest_len + cut
+            consumed = rest_len + cut
+            counts.bytes += consumed
             counts.lines += len(lines)
-            offset += rest_len + cut
+            offset += consumed
             rest, rest_len = chunk[cut:cut + max_line_bytes], len(chunk) - cut
             yield joiner.add(lines, ends)
     if rest_len:  # the last line has no newline
