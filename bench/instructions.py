@@ -5,7 +5,7 @@ day), which hides a 5% change; an instruction count does not move. Instructions 
 equal instructions the pipeline took ~1.6x Drain3's time, and the difference is memory. So the counts come
 from cachegrind's cache simulation with this host's per-core sizes (32 KiB L1 data and instruction caches,
 1 MiB L2 as the last level): L1 misses cost a few cycles, a last-level miss goes to a shared L3 that other
-tenants use, or to memory, and costs hundreds. This runs the same replay as `bench/e2e.py` (generated log,
+tenants use, or to memory, and can cost hundreds. This runs the same replay as `bench/e2e.py` (generated log,
 header parse → Drain → novelty + volume + params + iforest → router → file) under callgrind for `--lines`
 lines and for the first 1,000 of them, and reports the difference per line, so start-up and imports
 cancel out. The anchor is Drain3's TemplateMiner on the same messages, counted the same way. Learning

@@ -116,7 +116,7 @@ def test_inline_replay_equals_the_threaded_pipeline(tmp_path: Path) -> None:
     """`replay` runs the worker's code on its own thread; the same input through the queued worker and a
     reader thread (how `run` drives inputs) must give the same records, templates and alerts."""
     from agent.commands.replay import replay
-    from agent.config import load_config
+    from agent.config import Config, load_config
     from agent.pipeline import Pipeline
     from agent.registry import Registry
     from agent.replay import FileReplayInput
@@ -127,22 +127,24 @@ def test_inline_replay_equals_the_threaded_pipeline(tmp_path: Path) -> None:
     lines[2500] = "2026-11-28 10:41:40 ERROR db: connection pool exhausted after 30 retries"
     log.write_text("\n".join(lines) + "\n")
     registry = Registry.default()
-    results = []
-    for mode in ("inline", "threaded"):
+
+    def config_for(mode: str) -> Config:
         cfg = tmp_path / f"{mode}.yaml"
         cfg.write_text(CONFIG.format(state=tmp_path / f"{mode}-state", alerts=tmp_path / f"{mode}.jsonl"))
-        config = load_config(cfg, registry)
-        if mode == "inline":
-            summary = replay(config, registry, [log], tmp_path / "inline-state")
-            results.append((summary["records"], summary["templates"], summary["alerts"]))
-            continue
-        source = FileReplayInput([log], "app", batch_size=100)
-        pipeline = Pipeline(config, registry, inputs=[(config.inputs[0], source)], event_time=True)
-        pipeline.start()
-        wait_for(source.done.is_set, timeout=60)
-        assert pipeline.flush(timeout=60)
-        templates = sum(1 for p in pipeline.parsers for _ in p.drain.clusters())
-        results.append((pipeline.stats.records, templates, len(pipeline.router.recent(100))))
-        pipeline.stop()
-    assert results[0] == results[1]
-    assert results[0][0] == 3000 and results[0][2] >= 1
+        return load_config(cfg, registry)
+
+    summary = replay(config_for("inline"), registry, [log], tmp_path / "inline-state")
+    inline = (summary["records"], summary["templates"], summary["alerts"])
+
+    config = config_for("threaded")
+    source = FileReplayInput([log], "app", batch_size=100)  # other batch edges too
+    pipeline = Pipeline(config, registry, inputs=[(config.inputs[0], source)], event_time=True)
+    pipeline.start()
+    wait_for(source.done.is_set, timeout=60, what="the reader thread to finish")
+    assert pipeline.flush(timeout=60)
+    templates = sum(1 for p in pipeline.parsers for _ in p.drain.clusters())
+    threaded = (pipeline.stats.records, templates, len(pipeline.router.recent(100)))
+    pipeline.stop()
+
+    assert inline == threaded
+    assert inline[0] == 3000 and inline[2] >= 1
