@@ -11,7 +11,10 @@ line-written → alert-received latency. CPU % of one core and RSS of the daemon
 Then nothing is written for `--idle` seconds: idle CPU.
 
 These machines are noisy (the same code measured 12 to 20 µs a line from one hour to the next): the replay
-runs `--replay-runs` times and the best run counts, each run followed by its anchor.
+runs `--replay-runs` times and the best run counts, each run followed by its anchors. Besides Drain3 the
+issue's own yardstick is measured each time — one compiled regex masking each message, "~5 µs here" when
+the targets were set — so the absolute targets can be read as ratios that do not depend on the hour:
+12 µs a line (80k lines/s) is 2.4 times the yardstick, 30% of a core at 20k lines/s (15 µs a line) is 3.0 times.
 
     .venv/bin/python bench/e2e.py [--lines 1000000] [--replay-runs 3] [--rate 20000] [--live 60] [--idle 60]
 """
@@ -21,6 +24,7 @@ from __future__ import annotations
 import argparse
 import os
 import random
+import re
 import resource
 import socket
 import statistics
@@ -113,6 +117,7 @@ def part_replay(tmp: Path, n: int, runs: int) -> dict[str, Any]:
 
     cpu_runs: list[float] = []
     drain3_runs: list[float] = []
+    mask_runs: list[float] = []
     summary: dict[str, Any] = {}
     wall = 0.0
     for i in range(runs):
@@ -132,14 +137,37 @@ def part_replay(tmp: Path, n: int, runs: int) -> dict[str, Any]:
         for m in messages:
             miner.add_log_message(m)
         drain3_runs.append(time.process_time() - t0)
+        mask_runs.append(mask_cost(messages))
     best = min(cpu_runs)
+    per_line = [c / lines for c in cpu_runs]
+    ratios = [c / m for c, m in zip(per_line, mask_runs, strict=True)]
     return {
         "lines": lines, "records": summary["records"], "runs": runs, "alerts": summary["alerts"],
         "templates": summary["templates"], "stage_errors": summary["stage_errors"],
         "us_best": 1e6 * best / lines, "us_median": 1e6 * statistics.median(cpu_runs) / lines,
         "lines_per_cpu_s": lines / best, "wall_s": wall,
         "drain3_lines_per_cpu_s": len(messages) / min(drain3_runs),
+        "mask_us_best": 1e6 * min(mask_runs), "mask_us_median": 1e6 * statistics.median(mask_runs),
+        "mask_ratio_best": min(ratios), "mask_ratio_median": statistics.median(ratios),
     }
+
+
+IP_MASK = re.compile(r"((?<=[^A-Za-z0-9])|^)(\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3})((?=[^A-Za-z0-9])|$)")
+"""The issue's yardstick: "masking one line with one compiled regex alone costs ~5 µs here" — an IP mask of
+the kind Drain3's example configuration applies, run over the same messages. Its cost moves with the host's
+speed exactly as ours does, so µs per line ÷ this cost is the figure that does not depend on the hour."""
+MASK_TARGET_RATIO = 12.0 / 5.0
+LIVE_TARGET_RATIO = 15.0 / 5.0
+"""30% of one core at 20,000 lines/s is 15 µs of CPU a line."""
+
+
+def mask_cost(messages: list[str]) -> float:
+    """CPU seconds per message of one compiled regex substitution."""
+    sub = IP_MASK.sub
+    t0 = time.process_time()
+    for m in messages:
+        sub("<IP>", m)
+    return (time.process_time() - t0) / len(messages)
 
 
 class Receiver:
@@ -203,6 +231,8 @@ def part_live(tmp: Path, rate: int, seconds: int, idle: int) -> dict[str, Any]:
     live_log = logs / "app.log"
     cfg.write_text(pipeline_config(tmp, detectors=detectors, outputs=outputs, logs=str(logs / "*.log"),
                                    http=f"  http: {{listen: 127.0.0.1:{port}}}"))
+    messages = [parts[4] if len(parts := line.split(None, 4)) == 5 else line for line in pool[:200_000]]
+    mask_before = mask_cost(messages)  # the yardstick, before the daemon runs and after it stopped
     # Warm the tree up on normal traffic first, so only the injected templates are new.
     live_log.write_text("".join(pool[:20_000]))
     proc = subprocess.Popen([sys.executable, "-m", "agent.cli", "run", "-c", str(cfg)],
@@ -257,6 +287,7 @@ def part_live(tmp: Path, rate: int, seconds: int, idle: int) -> dict[str, Any]:
     rss_idle = ps.memory_info().rss / 2**20
     proc.terminate()
     proc.wait(30)
+    mask = min(mask_before, mask_cost(messages))
     latencies.sort()
     return {
         "rate": lines_written / live_elapsed, "seconds": live_elapsed, "cpu_pct": 100 * cpu_live / live_elapsed,
@@ -264,7 +295,8 @@ def part_live(tmp: Path, rate: int, seconds: int, idle: int) -> dict[str, Any]:
         "p50_latency_s": statistics.median(latencies) if latencies else float("nan"),
         "p99_latency_s": latencies[min(len(latencies) - 1, int(0.99 * len(latencies)))] if latencies else float("nan"),
         "rss_steady_mb": statistics.median(rss[len(rss) // 2:]) if rss else rss_idle, "rss_max_mb": max(rss or [rss_idle]),
-        "idle_cpu_pct": 100 * cpu_idle / idle,
+        "idle_cpu_pct": 100 * cpu_idle / idle, "mask_us": 1e6 * mask,
+        "mask_ratio": cpu_live / lines_written / mask,
     }
 
 
@@ -290,7 +322,11 @@ def main() -> None:
             print(f"| logwarden replay, whole pipeline, {r['lines']:,} lines | {r['lines_per_cpu_s']:,.0f} | "
                   f"{r['us_best']:.1f} (median {r['us_median']:.1f}) | "
                   f"{r['lines_per_cpu_s'] / r['drain3_lines_per_cpu_s']:.2f}x |")
-            print("\nTarget: ≥ 80,000 lines/s on one core (≤ 12 µs per line all-in).")
+            print(f"| one compiled regex masking each message (the issue's ~5 µs yardstick) | "
+                  f"{1e6 / r['mask_us_best']:,.0f} | {r['mask_us_best']:.1f} (median {r['mask_us_median']:.1f}) | |")
+            print(f"\nReplay µs per line ÷ the yardstick's in the same run: best {r['mask_ratio_best']:.2f}, "
+                  f"median {r['mask_ratio_median']:.2f} (target ≤ {MASK_TARGET_RATIO:.1f}: 12 µs where the mask costs 5 µs).")
+            print("Target: ≥ 80,000 lines/s on one core (≤ 12 µs per line all-in).")
             print(f"wall {r['wall_s']:.1f}s (last run), {r['templates']} templates, {r['alerts']} alerts, "
                   f"{r['stage_errors']} stage errors; peak RSS "
                   f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB")
@@ -301,6 +337,8 @@ def main() -> None:
             print("|---|---|---|")
             print(f"| write rate | {lv['rate']:,.0f} lines/s for {lv['seconds']:.0f}s | 20,000 |")
             print(f"| daemon CPU | {lv['cpu_pct']:.1f}% of one core ({lv['cpu_s_per_million']:.1f} CPU-s per 1M lines) | ≤ 30% |")
+            print(f"| CPU per line ÷ the mask yardstick ({lv['mask_us']:.1f} µs here) | {lv['mask_ratio']:.2f} | "
+                  f"≤ {LIVE_TARGET_RATIO:.1f} (15 µs a line where the mask costs 5 µs) |")
             print(f"| new ERROR template → webhook | p50 {lv['p50_latency_s']:.3f}s, p99 {lv['p99_latency_s']:.3f}s "
                   f"({lv['alerted']}/{lv['injected']} alerted) | p99 ≤ 1 s |")
             print(f"| RSS | steady {lv['rss_steady_mb']:.0f} MB, max {lv['rss_max_mb']:.0f} MB | ≤ 80 MB |")
