@@ -31,19 +31,23 @@ OTHER = "<other>"
 
 
 def parse_number(text: str) -> tuple[float, str] | None:
-    """`12ms` → (0.012, 'duration'); `503` → (503.0, ''); None when it is not a number with a known unit."""
+    """`12ms` → (0.012, 'duration'); `503` → (503.0, ''); None when it is not a number with a known unit,
+    or when it overflows to infinity (`1e999`, four hundred nines): no bin holds it, and binning it raised."""
     if text[-1:].isdigit():  # most values: skip the regex, and the exception float() raises on `12ms`
         try:
-            return float(text), ""
+            value = float(text)
         except ValueError:
             pass
+        else:
+            return (value, "") if math.isfinite(value) else None
     m = _NUM_RE.match(text)
     if m is None:
         return None
     unit = _UNITS.get(m.group(2).lower())
     if unit is None:
         return None
-    return float(m.group(1)) * unit[1], unit[0]
+    value = float(m.group(1)) * unit[1]
+    return (value, unit[0]) if math.isfinite(value) else None
 
 
 def slot_name(template: str, index: int) -> str:

@@ -108,9 +108,26 @@ def test_numbers_with_units_and_slot_names() -> None:
     assert parse_number("3.5MB") == (3.5e6, "size")
     assert parse_number("503") == (503.0, "")
     assert parse_number("10.2.3.4") is None and parse_number("abc") is None and parse_number("5 apples") is None
+    assert parse_number("1e999") is None and parse_number("9" * 400 + "ms") is None and parse_number("-" + "9" * 400) is None
     assert slot_name("Completed <*> status=<*> in <*>", 1) == "status"
     assert slot_name("Executed on orders (id=<*>) rows=<*>", 0) == "id"
     assert slot_name("Evicted <*> keys", 0) == "Evicted"
+
+
+def test_a_number_too_large_for_a_float_is_skipped_not_raised(tmp_path: Path) -> None:
+    """A value that overflows to infinity in a numeric slot used to make every fold of that slot raise
+    (OverflowError from round), so the detector failed on each batch from then on."""
+    det = ParamsDetector(ParamsConfig(learn_for=Duration(0.0), classify_after=5), ctx(tmp_path))
+    values = ["12034", "15020", "11003", "14500", "13200", "1e999", "9" * 400, "16100", "12000"]
+    records = [Record(tag="app", source="s", raw=f"line {i}", time=1000.0 + i, template_id=1,
+                      template="took <*>", params=(v,)) for i, v in enumerate(values)]
+    det.observe(records)
+    slot = det._templates[1].slots[0]
+    slot.fold(det.config.max_categories)  # what closing the bucket does first
+    assert slot.kind == "numeric" and slot.cur_n == len(values) - 2
+    det.observe([Record(tag="app", source="s", raw="later", time=1200.0, template_id=1, template="took <*>",
+                        params=("12500",))])  # the next bucket: the old one closes without an error
+    assert slot.base_n == 0.0 and dict(slot.counts) == {"12500": 1}  # the first bucket was partial: not learned
 
 
 def test_baseline_survives_restart(tmp_path: Path, two_incidents) -> None:  # type: ignore[no-untyped-def]
