@@ -65,6 +65,16 @@ pipeline:
     - name: iforest
       match: app
       model: {model}
+    - name: iforest
+      match: app
+      model: auto
+      window: {{type: session, key_field: Request, idle: 20s, max_length: 50}}
+      learn_windows: 100000
+    - name: iforest
+      match: app
+      model: auto
+      window: {{type: count, size: 25}}
+      learn_windows: 100000
   outputs:
     - name: file
       path: {alerts}
