@@ -8,7 +8,9 @@ per kind of failure, and treated the same way.
 
 from __future__ import annotations
 
+import math
 import socket
+import time
 from collections.abc import MutableSequence
 from operator import itemgetter
 from pathlib import Path
@@ -69,6 +71,17 @@ def _seeded(config: DrainConfig) -> Drain:
 
 _CLUSTER_ID = itemgetter(0)
 
+FUTURE_TOLERANCE_S = 86_400.0
+"""How far ahead of the wall clock a header time may be and still be believed.
+
+A line cannot have been written after it was read, and it is read now (tailed, or replayed). Every
+event-time clock (volume and params buckets, sliding windows, a replay's ticks) moves forward to the latest
+time it has seen and treats what comes after as late, so a single line stamped in the year 9999 would leave
+every detector counting into a bucket that closes in the year 9999 — blind, and saved that way across
+restarts. A day of slack covers clocks that drift and zones written without an offset; a line further ahead
+keeps its text and template but no time (its read time stands in) and is counted in `bad_times`, as are
+times that are not finite. (A synthetic log dated in the future is refused the same way.)"""
+
 class ParseStage:
     def __init__(self, parser: Parser, drain: Drain) -> None:
         self.parser = parser
@@ -77,6 +90,7 @@ class ParseStage:
         self.records = 0
         self.unparsed = 0
         self.parser_errors = 0
+        self.bad_times = 0
         self._errors_logged: set[str] = set()
 
     @classmethod
@@ -110,7 +124,22 @@ class ParseStage:
             rec.params = params
         if members is not None:
             members.extend(m.member_id for m in matches)
-        return Batch(records, list(map(_CLUSTER_ID, matches)))
+        ids = list(map(_CLUSTER_ID, matches))
+        batch = Batch(records, ids)
+        times = batch.event_times()  # the column every detector reads: computed here once, checked in C
+        if times and not (math.isfinite(sum(times)) and max(times) <= time.time() + FUTURE_TOLERANCE_S):
+            self._drop_bad_times(records)
+            batch = Batch(records, ids)
+        return batch
+
+    def _drop_bad_times(self, records: list[Record]) -> None:
+        """Header times no clock should follow (see FUTURE_TOLERANCE_S) are dropped and counted."""
+        limit = time.time() + FUTURE_TOLERANCE_S
+        for rec in records:
+            t = rec.time
+            if t is not None and not (math.isfinite(t) and t <= limit):
+                rec.time = None
+                self.bad_times += 1
 
     def _parse_each(self, records: list[Record]) -> None:
         """The header parser line by line; a line it fails on is counted and kept whole as its message."""
@@ -147,6 +176,7 @@ class ParseStage:
         out["records"] = float(self.records)
         out["unparsed"] = float(self.unparsed)
         out["parser_errors"] = float(self.parser_errors)
+        out["bad_times"] = float(self.bad_times)
         return out
 
 

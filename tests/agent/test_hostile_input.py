@@ -157,3 +157,31 @@ def test_no_stage_raises_on_hostile_lines(tmp_path_factory, parts, step, auto) -
     summary = replay(load_config(cfg, registry), registry, [log], tmp / "state")
     assert summary["stage_errors"] == 0, summary["stats"]
     assert summary["lines"] == sum(line.count(b"\n") for line in lines) + len(lines)
+
+
+def test_one_line_from_the_year_9999_does_not_blind_the_detectors(tmp_path: Path) -> None:
+    """Event-time clocks only move forward: believed, one line stamped 9999 would leave volume, params and
+    the windows waiting for a bucket that closes in the year 9999, and every later record late. The parse
+    stage drops that time (its line stays), so the run closes the same buckets as without the line."""
+    lines = [f"2026-11-28T12:{i // 60:02d}:{i % 60:02d}.000Z INFO  api-gateway req={i:012x} Completed GET /x "
+             f"status={200 if i % 9 else 503} bytes={1000 + i * 37 % 900} in {5 + i % 40}ms" for i in range(1500)]
+    bad = list(lines)
+    bad.insert(700, "9999-12-31T23:59:59.999Z INFO  api-gateway req=ffffffffffff Completed GET /x status=200 "
+                    "bytes=1 in 1ms")
+    stats = []
+    for name, content in (("clean", lines), ("bad", bad)):
+        log = tmp_path / f"{name}.log"
+        log.write_text("\n".join(content) + "\n")
+        cfg = tmp_path / f"{name}.yaml"
+        cfg.write_text(FORMAT_CONFIG.format(state=tmp_path / name, alerts=tmp_path / f"{name}.jsonl",
+                                            model=ROOT / "models" / "demo"))
+        registry = Registry.default()
+        summary = replay(load_config(cfg, registry), registry, [log], tmp_path / name)
+        assert summary["stage_errors"] == 0
+        stats.append(summary["stats"])
+    clean, dirty = stats
+    assert dirty["parser.app.0"]["bad_times"] == 1 and clean["parser.app.0"]["bad_times"] == 0
+    for detector in ("detector.volume.1", "detector.params.2"):
+        assert clean[detector]["buckets_closed"] >= 40
+        assert dirty[detector]["buckets_closed"] == clean[detector]["buckets_closed"], detector
+        assert dirty[detector]["late_records"] <= clean[detector]["late_records"] + 1, detector

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any
 
 from agent.config import ParserSection
 from agent.drain import Drain, DrainConfig
-from agent.parsing import ParseStage
+from agent.parsing import FUTURE_TOLERANCE_S, ParseStage
 from agent.plugin import BatchParser, Header, Kind
 from agent.registry import Registry
 from agent.types import Record
@@ -62,6 +63,40 @@ def test_bad_lines_never_raise() -> None:
     out = stage.process(_records(*lines))
     assert all(r.template_id > 0 for r in out)
     assert isinstance(stage.drain, Drain)
+
+
+def test_header_times_no_clock_should_follow_are_dropped_and_counted() -> None:
+    """A time more than FUTURE_TOLERANCE_S ahead of the wall clock (year 9999, a broken clock) or not finite
+    keeps its line and template but not its time; ordinary times, past ones included, are untouched."""
+    stage = ParseStage.from_section(_section("auto"), Registry.default(entry_points=False))
+    ahead = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() + FUTURE_TOLERANCE_S + 3600))
+    soon = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() + 3600))
+    lines = ["2026-11-28T12:00:00Z INFO job 1 done", "9999-12-31T23:59:59Z INFO job 2 done",
+             f"{ahead} INFO job 3 done", f"{soon} INFO job 4 done", "1900-01-01T00:00:00Z INFO job 5 done",
+             '{"time": 1e999, "level": "info", "msg": "job 6 done"}']
+    out = stage.process(_records(*lines))
+    assert [r.time is None for r in out] == [False, True, True, False, False, True]
+    assert stage.stats()["bad_times"] == 2  # the JSON parser already refuses an infinite time
+    assert len({r.template_id for r in out[:5]}) == 1  # the lines themselves are kept and mined as usual
+    assert out.event_times() == [r.event_time for r in out]  # the batch's column says the same
+
+
+class _Clocky:
+    """A third-party parser that hands on whatever number a line says its time is."""
+
+    name = "clocky"
+    config_class = object
+
+    def parse(self, raw: str) -> Header | None:
+        stamp, _, message = raw.partition(" ")
+        return Header(message, time=float(stamp))
+
+
+def test_times_that_are_not_finite_are_dropped_whatever_parser_made_them() -> None:
+    stage = ParseStage(_Clocky(), Drain(DrainConfig()))
+    out = stage.process(_records("1700000000.5 job 1 done", "inf job 2 done", "nan job 3 done", "-inf job 4 done"))
+    assert [r.time for r in out] == [1_700_000_000.5, None, None, None]
+    assert stage.stats()["bad_times"] == 3
 
 
 class _Fussy:
