@@ -10,6 +10,7 @@ Passes run on the reader thread, woken by watchdog events or by the next deadlin
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import threading
 from collections.abc import Sequence
@@ -35,6 +36,8 @@ CHUNK = 256 * 1024
 BUDGET = 4 * 1024 * 1024
 """Bytes read from one live file per pass before the others get their turn."""
 BATCH = 256
+_GONE = frozenset({errno.ENOENT, errno.ENOTDIR, errno.EISDIR, errno.ELOOP})
+"""Errors of a path that vanished or is not a file: the next scan decides again, nothing to report."""
 CHECK_S = 2.0
 """Longest time between two passes when nothing wakes the reader: the stat reconcile (also bounded by
 `refresh_interval`). Filesystem events make a pass run at once, so this only bounds how late a write or a
@@ -289,8 +292,15 @@ class Tailer:
                 self.stats.permission_denied += 1
             self._report_once(path, "file_permission_denied", error=str(exc), retry="on every scan")
             return None
-        except OSError:
-            return None  # gone since the glob; a directory; the next scan decides again
+        except OSError as exc:
+            if exc.errno in _GONE:
+                return None  # gone since the glob; a directory; the next scan decides again
+            # Out of descriptors (EMFILE/ENFILE), an I/O error: the file exists and is not being read.
+            if path not in self._reported:
+                self.stats.open_failed += 1
+            hint = "raise LimitNOFILE (ulimit -n)" if exc.errno in (errno.EMFILE, errno.ENFILE) else None
+            self._report_once(path, "file_open_failed", error=str(exc), retry="on every scan", hint=hint)
+            return None
         self._reported.discard(path)
         st = os.fstat(fd)
         key = (st.st_dev, st.st_ino)

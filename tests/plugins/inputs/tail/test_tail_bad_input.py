@@ -178,3 +178,56 @@ def _dur(seconds: float) -> Any:
     from agent.schema import Duration
 
     return Duration(seconds)
+
+
+_LIMITED_CHILD = """
+import resource, sys
+from pathlib import Path
+from agent.plugin import PluginContext
+from agent.schema import Duration
+from plugins.inputs.tail import TailConfig, TailInput
+d, limit = Path(sys.argv[1]), int(sys.argv[2])
+soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+resource.setrlimit(resource.RLIMIT_NOFILE, (limit, hard))
+inp = TailInput(TailConfig(path=[str(d / "logs" / "*.log")], read_from="beginning", refresh_interval=Duration(0.2)),
+                PluginContext(instance="input.tail.0", state_dir=d / "state", host="t", tag="app"))
+def emit(records):
+    for r in records:
+        print("RECORD " + r.raw, flush=True)
+inp.start(emit)
+sys.stdin.readline()  # the test saw the failures: give the descriptors back
+resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+sys.stdin.read()
+print("STATS", inp.stats(), flush=True)
+inp.stop()
+"""
+
+
+def test_out_of_descriptors_is_reported_and_the_files_are_read_once_there_are_some(tmp_path: Path, waiter: Waiter) -> None:
+    """Opening a file that exists can fail for want of descriptors (EMFILE): that was skipped silently, as if
+    the file had vanished. It is logged once per file with a hint, counted, and retried on every scan."""
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    limit, files = 64, 110  # the interpreter and the input take well under 64; 110 files cannot all fit
+    for i in range(files):
+        (logs / f"f{i:03d}.log").write_text(f"line-{i}\n")
+    child = subprocess.Popen([sys.executable, "-c", _LIMITED_CHILD, str(tmp_path), str(limit)], cwd=ROOT,
+                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    out: list[str] = []
+    reader = threading.Thread(target=lambda: out.extend(iter(child.stdout.readline, "")), daemon=True)  # type: ignore[union-attr]
+    reader.start()
+    try:
+        waiter(lambda: any("file_open_failed" in line for line in out), timeout=20, what="the open failure log")
+        failed = [line for line in out if "file_open_failed" in line]
+        assert "Too many open files" in failed[0] and "LimitNOFILE" in failed[0]
+        child.stdin.write("raise\n")  # type: ignore[union-attr]
+        child.stdin.flush()  # type: ignore[union-attr]
+        waiter(lambda: sum(line.startswith("RECORD ") for line in out) >= files, timeout=30, what="every file's line")
+    finally:
+        child.stdin.close()  # type: ignore[union-attr]  # the child prints its stats and stops
+        child.wait(timeout=20)
+        reader.join(5)
+    records = sorted(line for line in out if line.startswith("RECORD "))
+    assert records == sorted(f"RECORD line-{i}\n" for i in range(files))  # each once: nothing lost, nothing twice
+    stats = next(line for line in out if line.startswith("STATS"))
+    assert "'open_failed': 0.0" not in stats and len(set(failed)) == len(failed)  # once per file
