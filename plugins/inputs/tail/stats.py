@@ -24,8 +24,9 @@ class TailStats:
     multiline_flushed: int = 0
     """Multiline records emitted by the flush timeout or a size limit rather than by the next start line."""
     permission_denied: int = 0
-    open_failed: int = 0
-    """Files that exist but could not be opened for another reason (out of descriptors, I/O); retried."""
+    access_errors: int = 0
+    """Files that exist but could not be opened for another reason (out of descriptors, I/O); retried. (Named
+    without "open": the metrics collector takes a name with "open" in it for a gauge.)"""
     offsets_saved: int = 0
     offset_save_errors: int = 0
     polling_fallbacks: int = 0

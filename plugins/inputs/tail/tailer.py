@@ -297,7 +297,7 @@ class Tailer:
                 return None  # gone since the glob; a directory; the next scan decides again
             # Out of descriptors (EMFILE/ENFILE), an I/O error: the file exists and is not being read.
             if path not in self._reported:
-                self.stats.open_failed += 1
+                self.stats.access_errors += 1
             hint = "raise LimitNOFILE (ulimit -n)" if exc.errno in (errno.EMFILE, errno.ENFILE) else None
             self._report_once(path, "file_open_failed", error=str(exc), retry="on every scan", hint=hint)
             return None

@@ -230,4 +230,4 @@ def test_out_of_descriptors_is_reported_and_the_files_are_read_once_there_are_so
     records = sorted(line for line in out if line.startswith("RECORD "))
     assert records == sorted(f"RECORD line-{i}\n" for i in range(files))  # each once: nothing lost, nothing twice
     stats = next(line for line in out if line.startswith("STATS"))
-    assert "'open_failed': 0.0" not in stats and len(set(failed)) == len(failed)  # once per file
+    assert "'access_errors': 0.0" not in stats and len(set(failed)) == len(failed)  # once per file
