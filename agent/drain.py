@@ -86,13 +86,21 @@ _new_match = cast(Callable[[type[Match], tuple[int, str, tuple[str, ...], Change
 
 
 class _Node:
-    __slots__ = ("children", "clusters", "seen")
+    __slots__ = ("always", "children", "clusters", "index", "placed", "seen")
 
     def __init__(self) -> None:
         self.children: dict[str, _Node] = {}
         self.clusters: list[_Cluster] = []
         self.seen: list[set[str]] = []
         """Per token position of a leaf: distinct tokens its clusters were created with (capped)."""
+        self.placed = 0
+        """Clusters ever placed in this leaf: each cluster's `seq`, so candidates keep the leaf's order."""
+        self.index: dict[tuple[int, str], list[_Cluster]] | None = None
+        """A leaf of `_INDEX_AT` clusters or more: (position, token) → the clusters scored on that token
+        there. A message can only join (or be near) a cluster it shares a scored token with, so only those
+        are scored; lines that fit nothing (free text) no longer cost a comparison with every cluster."""
+        self.always: list[_Cluster] = []
+        """Clusters of an indexed leaf with no scored token at all: they score 0 against any message."""
 
 
 class _Cluster:
@@ -113,6 +121,8 @@ class _Cluster:
         "pieces",
         "queued",
         "returned",
+        "scored",
+        "seq",
         "stored",
         "template",
         "tokens",
@@ -147,6 +157,9 @@ class _Cluster:
         self.word_vals: tuple[str, ...] = ()
         self.val_vals: tuple[str, ...] = ()
         self.glue_vals: tuple[str, ...] = ()
+        self.scored: list[tuple[int, str]] = []
+        """(position, token) of every token the similarity compares: words, masked values, glue."""
+        self.seq = 0
         self.set_template(render(tokens, gaps)[0] if template is None else template)
 
     def set_template(self, template: str) -> None:
@@ -165,6 +178,7 @@ class _Cluster:
         self.wilds = self.tokens.count(WILD)
         self.word_at, self.word_vals = _picker(words), tuple(self.tokens[i] for i in words)
         self.glue_at, self.glue_vals = _picker(glue), tuple(self.tokens[i] for i in glue)
+        self.scored = [(i, self.tokens[i]) for i in sorted({*words, *glue, *vals})]
 
 
 def _nothing(tokens: list[str]) -> tuple[str, ...]:
@@ -181,6 +195,57 @@ def _picker(idx: list[int]) -> Callable[[list[str]], tuple[str, ...]]:
     if len(idx) == 1:
         return operator.itemgetter(slice(idx[0], idx[0] + 1))
     return operator.itemgetter(*idx)
+
+
+_INDEX_AT = 32
+"""Clusters in a leaf from which its scored tokens are indexed; below, scoring them all costs less."""
+_SEQ = operator.attrgetter("seq")
+
+
+def _index(leaf: _Node, c: _Cluster) -> None:
+    index = leaf.index
+    assert index is not None
+    if not c.scored:
+        leaf.always.append(c)
+        return
+    for key in c.scored:
+        members = index.get(key)
+        if members is None:
+            index[key] = [c]
+        else:
+            members.append(c)
+
+
+def _unindex(leaf: _Node, c: _Cluster) -> None:
+    """Undo `_index` of `c` under its current `scored` (call it before the tokens change)."""
+    index = leaf.index
+    assert index is not None
+    if not c.scored:
+        leaf.always.remove(c)
+        return
+    for key in c.scored:
+        members = index[key]
+        members.remove(c)
+        if not members:
+            del index[key]
+
+
+def _candidates(leaves: list[_Node], tokens: list[str]) -> Iterator[_Cluster]:
+    """The clusters of `leaves` a message could join, in the order a scan of every cluster meets them: all
+    of a small leaf; of an indexed one, those sharing a scored token with the message (plus the ones with
+    none), in the leaf's order — so ties are broken exactly as by scanning them all."""
+    for leaf in leaves:
+        index = leaf.index
+        if index is None:
+            yield from leaf.clusters
+            continue
+        found: set[_Cluster] = set(leaf.always)
+        get = index.get
+        for key in enumerate(tokens):
+            members = get(key)
+            if members is not None:
+                found.update(members)
+        yield from sorted(found, key=_SEQ)
 
 
 class _Entry:
@@ -561,7 +626,8 @@ class Drain:
             if not nxt:
                 break
             leaves = nxt
-        best = self._scan((c for leaf in leaves for c in leaf.clusters), tokens, exact)
+        best = self._scan(_candidates(leaves, tokens) if not exact else (c for leaf in leaves for c in leaf.clusters),
+                          tokens, exact)
         if best is None and exact:
             # A cluster placed under a literal child before its leading token became a parameter.
             best = self._scan(iter(self._buckets.get(bucket, ())), tokens, exact)
@@ -657,6 +723,14 @@ class Drain:
             node = child
         node.clusters.append(c)
         c.leaf = node
+        c.seq = node.placed
+        node.placed += 1
+        if node.index is not None:
+            _index(node, c)
+        elif len(node.clusters) >= _INDEX_AT:
+            node.index = {}
+            for member in node.clusters:
+                _index(node, member)
         if not node.seen:
             node.seen = [set() for _ in c.tokens]
         for seen, tok in zip(node.seen, c.tokens, strict=True):
@@ -673,12 +747,17 @@ class Drain:
             return ChangeType.NONE
         if self._owners.get(c.key) is c:
             del self._owners[c.key]
+        indexed = c.leaf is not None and c.leaf.index is not None
+        if indexed:
+            _unindex(c.leaf, c)  # type: ignore[arg-type]  # not None: checked just above
         c.tokens = new
         c.version += 1
         if c.fit is not None:
             self._fits.remove(c.fit)
             c.fit = None
         c.set_template(render(new, c.gaps)[0])
+        if indexed:
+            _index(c.leaf, c)  # type: ignore[arg-type]
         self.counters.updated += 1
         return ChangeType.UPDATED
 
@@ -714,6 +793,8 @@ class Drain:
             self._fits.remove(c.fit)
             c.fit = None
         if c.leaf is not None:
+            if c.leaf.index is not None:
+                _unindex(c.leaf, c)
             c.leaf.clusters.remove(c)
         members = self._buckets[c.bucket]
         members.remove(c)

@@ -290,3 +290,80 @@ def test_keys_of_a_template_whose_values_never_repeat_stop_filling_the_cache() -
     out = d.add_many(repeats)
     assert [fill(m.template, m.params) for m in out] == repeats
     assert d.stats()["key_hits"] > 1800  # values that repeat keep being answered by their keys
+
+
+def _free_text(rng: random.Random, n: int) -> list[str]:
+    """Lines that fit no template (random words), with a third of them earlier lines again or with one word
+    changed — joins, merges and evictions happen in leaves of hundreds of clusters."""
+    lines: list[str] = []
+    for _ in range(n):
+        if lines and rng.random() < 0.3:
+            words = rng.choice(lines[-2000:]).split()
+            if rng.random() < 0.7:
+                words[rng.randrange(len(words))] = rng.choice(["zz", "yy", "<*>", "(", "=", "7", "id=9"])
+            lines.append(" ".join(words))
+        else:
+            lines.append(" ".join("".join(rng.choice("abcdefghijklmnop") for _ in range(rng.randint(2, 5)))
+                                  for _ in range(rng.randint(1, 8))))
+    return lines
+
+
+@settings(max_examples=6, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1))
+def test_indexed_leaves_answer_exactly_as_scanning_every_cluster(seed: int, tmp_path_factory: pytest.TempPathFactory) -> None:
+    """A leaf of many clusters scores only those sharing a token with the message; the answers (ids,
+    templates, parameters, changes, members) must be those of scoring every cluster, through merges,
+    evictions and a snapshot restore (which re-places clusters in LRU order)."""
+    import agent.drain as drain_module
+
+    lines = _free_text(random.Random(seed), 6000)
+    runs = []
+    for index_at in (drain_module._INDEX_AT, 10**9):  # the shipped threshold, and never indexing
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setattr(drain_module, "_INDEX_AT", index_at)
+            config = DrainConfig(max_clusters=1500, cache_size=0)
+            d = Drain(config)
+            got = [tuple(m) for i in range(0, 3000, 100) for m in d.add_many(lines[i:i + 100])]
+            snap = tmp_path_factory.mktemp("snap") / "drain.json"
+            d.save(snap)
+            d = Drain.load(snap, config)
+            got += [tuple(m) for i in range(3000, 6000, 100) for m in d.add_many(lines[i:i + 100])]
+            leaves = [n for root in d._root.values() for n in _leaves(root)]
+            runs.append((got, sum(n.index is not None for n in leaves), d.counters.evicted, d.counters.updated))
+    (indexed, n_indexed, evicted, merged), (scanned, n_none, _, _) = runs
+    assert n_indexed > 0 and n_none == 0 and evicted > 0 and merged > 0  # the index was used, through all of it
+    assert indexed == scanned
+
+
+def _leaves(node: object) -> list[object]:
+    found = [node] if node.clusters else []  # type: ignore[attr-defined]
+    for child in node.children.values():  # type: ignore[attr-defined]
+        found += _leaves(child)
+    return found
+
+
+def test_free_text_costs_a_comparison_with_few_clusters() -> None:
+    """Lines that fit nothing used to be compared with every cluster of their leaf (thousands: quadratic).
+    Counted, not timed: clusters scored per line stay far below the clusters in the tree."""
+    import agent.drain as drain_module
+
+    scored = 0
+    original = drain_module.Drain._scan
+
+    def counting(self: Drain, clusters, tokens, exact):  # type: ignore[no-untyped-def]
+        nonlocal scored
+        clusters = list(clusters)
+        scored += len(clusters)
+        return original(self, iter(clusters), tokens, exact)
+
+    rng = random.Random(3)
+    words = ["".join(rng.choice("abcdefghijklmnopqrstuvwxyz") for _ in range(rng.randint(3, 9))) for _ in range(5000)]
+    lines = [" ".join(rng.choice(words) for _ in range(6)) for _ in range(8000)]
+    d = Drain(DrainConfig())
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(drain_module.Drain, "_scan", counting)
+        for i in range(0, len(lines), 100):
+            d.add_many(lines[i:i + 100])
+    clusters = d.stats()["clusters"]
+    assert clusters > 5000
+    assert scored / len(lines) < 20, f"{scored / len(lines):.0f} clusters scored a line"
