@@ -254,8 +254,10 @@ class VolumeDetector:
             score = self._judge(name, key, obs, hour, start, end, alerting)
             if score is not None:
                 self._pending.append(score)
-        for name, obs in counts.items():
-            self._admit(name, obs, hour)
+        if counts:
+            room = _Room(self._keys)
+            for name, obs in counts.items():
+                self._admit(name, obs, hour, room)
         self._saver.changed()
 
     def _expect(self, key: _Key, hour: int) -> tuple[float, float]:
@@ -285,15 +287,17 @@ class VolumeDetector:
         key.hours[hour].update(x)
         return score
 
-    def _admit(self, name: str, obs: int, hour: int) -> None:
+    def _admit(self, name: str, obs: int, hour: int, room: _Room) -> None:
         kind, _, label = name.partition(":")
         if kind == "template":
-            tracked = sum(1 for k in self._keys.values() if k.kind == "template")
-            if tracked >= self.config.max_templates and not self._evict_rare_template(obs):
+            if room.templates >= self.config.max_templates and not self._evict_rare_template(obs, room):
                 return
-        elif sum(1 for k in self._keys.values() if k.kind != "template") >= self.config.max_keys:
+            room.templates += 1
+        elif room.others >= self.config.max_keys:
             self.counters.keys_dropped += 1
             return
+        else:
+            room.others += 1
         last = self._last_raw.get(int(label)) if kind == "template" else self._last_record
         key = _Key(kind, label, last.tag if last is not None else "")
         if kind == "template" and last is not None:
@@ -301,13 +305,19 @@ class VolumeDetector:
         key.glob.update(obs)
         key.hours[hour].update(obs)
         self._keys[name] = key
+        if kind == "template" and room.rare is not None and key.glob.mean < room.rare[1]:
+            room.rare = (name, key.glob.mean)
 
-    def _evict_rare_template(self, obs: int) -> bool:
+    def _evict_rare_template(self, obs: int, room: _Room) -> bool:
         """Make room for a template busier than the quietest tracked one (tracking is for frequent ones)."""
-        rare = min((k for k in self._keys.items() if k[1].kind == "template"), key=lambda kv: kv[1].glob.mean)
-        if rare[1].glob.mean >= min(obs, self.config.min_expected):
+        if room.rare is None:
+            rare = min((kv for kv in self._keys.items() if kv[1].kind == "template"), key=lambda kv: kv[1].glob.mean)
+            room.rare = (rare[0], rare[1].glob.mean)
+        if room.rare[1] >= min(obs, self.config.min_expected):
             return False
-        del self._keys[rare[0]]
+        del self._keys[room.rare[0]]
+        room.templates -= 1
+        room.rare = None  # the next quietest is found when next needed
         return True
 
     # -- explanation ---------------------------------------------------------------------------------
@@ -385,6 +395,19 @@ def _deviation(obs: int, expected: float, sd: float) -> float:
     z_emp = (obs - expected) / sd
     z_poisson = 2.0 * (math.sqrt(obs) - math.sqrt(max(expected, 0.0)))
     return z_poisson if abs(z_poisson) < abs(z_emp) else z_emp
+
+
+class _Room:
+    """How full the key table is while one closed bucket admits its new keys, kept as it changes: counting
+    the table for every new name made a bucket of thousands of new templates (free text) quadratic."""
+
+    __slots__ = ("others", "rare", "templates")
+
+    def __init__(self, keys: dict[str, _Key]) -> None:
+        self.templates = sum(1 for k in keys.values() if k.kind == "template")
+        self.others = len(keys) - self.templates
+        self.rare: tuple[str, float] | None = None
+        """The quietest tracked template and its mean, once looked for (the first in table order on ties)."""
 
 
 def _count_column(counts: Counter[str], values: list[str | None]) -> None:
