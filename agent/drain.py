@@ -46,7 +46,11 @@ class DrainConfig:
     sim_th: float = opt(0.75, ge=0.0, le=1.0, doc="Share of a message's tokens that must equal a cluster's template to join it.")
     depth: int = opt(5, ge=3, doc="Depth of the prefix tree (root, length layer, token layers, leaf), as in Drain3.")
     max_children: int = opt(100, ge=2, doc="Children per internal node.")
-    max_clusters: int = opt(100_000, ge=1, doc="Clusters kept; the least recently used is evicted beyond.")
+    max_clusters: int = opt(
+        20_000, ge=1,
+        doc="Clusters kept; the least recently used is evicted beyond. A cluster holds ~2.5 KB, so this bounds the "
+        "tree at ~50 MB even on free text, where nearly every line makes one.",
+    )
     max_tokens: int = opt(
         256, ge=2, doc="Tokens compared per message; the rest of a longer line becomes one final token."
     )
@@ -54,7 +58,9 @@ class DrainConfig:
         16_384, ge=64, doc="Characters of a message that are masked and tokenised; the rest is one parameter."
     )
     cache_size: int = opt(
-        200_000, ge=0, doc="Masked line shapes remembered to skip the tree; the cache is cleared when full."
+        20_000, ge=0,
+        doc="Masked line shapes (and digit keys) remembered to skip the tree; each cache is cleared when full. A "
+        "structured log needs a few thousand; free text makes one per line, at ~500 bytes each.",
     )
     seed: str | None = opt(
         None,
@@ -95,10 +101,11 @@ class _Node:
         """Per token position of a leaf: distinct tokens its clusters were created with (capped)."""
         self.placed = 0
         """Clusters ever placed in this leaf: each cluster's `seq`, so candidates keep the leaf's order."""
-        self.index: dict[tuple[int, str], list[_Cluster]] | None = None
-        """A leaf of `_INDEX_AT` clusters or more: (position, token) → the clusters scored on that token
-        there. A message can only join (or be near) a cluster it shares a scored token with, so only those
-        are scored; lines that fit nothing (free text) no longer cost a comparison with every cluster."""
+        self.index: list[dict[str, _Cluster | list[_Cluster]]] | None = None
+        """A leaf of `_INDEX_AT` clusters or more: per position, token → the cluster (or clusters) scored
+        on that token there. A message can only join (or be near) a cluster it shares a scored token with,
+        so only those are scored; lines that fit nothing (free text) no longer cost a comparison with every
+        cluster. One cluster is held bare, not in a list: in free text nearly every token is unique."""
         self.always: list[_Cluster] = []
         """Clusters of an indexed leaf with no scored token at all: they score 0 against any message."""
 
@@ -121,7 +128,6 @@ class _Cluster:
         "pieces",
         "queued",
         "returned",
-        "scored",
         "seq",
         "stored",
         "template",
@@ -157,8 +163,6 @@ class _Cluster:
         self.word_vals: tuple[str, ...] = ()
         self.val_vals: tuple[str, ...] = ()
         self.glue_vals: tuple[str, ...] = ()
-        self.scored: list[tuple[int, str]] = []
-        """(position, token) of every token the similarity compares: words, masked values, glue."""
         self.seq = 0
         self.set_template(render(tokens, gaps)[0] if template is None else template)
 
@@ -178,7 +182,6 @@ class _Cluster:
         self.wilds = self.tokens.count(WILD)
         self.word_at, self.word_vals = _picker(words), tuple(self.tokens[i] for i in words)
         self.glue_at, self.glue_vals = _picker(glue), tuple(self.tokens[i] for i in glue)
-        self.scored = [(i, self.tokens[i]) for i in sorted({*words, *glue, *vals})]
 
 
 def _nothing(tokens: list[str]) -> tuple[str, ...]:
@@ -202,32 +205,47 @@ _INDEX_AT = 32
 _SEQ = operator.attrgetter("seq")
 
 
+def _scored(tokens: list[str]) -> list[int]:
+    """Positions the similarity compares (`set_template`'s words, glue and masked values)."""
+    return [i for i, t in enumerate(tokens)
+            if t in _GLUE_TOKENS or not _ROUTE_AS_PARAM(t) or (VAR in t and WILD not in t)]
+
+
 def _index(leaf: _Node, c: _Cluster) -> None:
     index = leaf.index
     assert index is not None
-    if not c.scored:
+    positions = _scored(c.tokens)
+    if not positions:
         leaf.always.append(c)
         return
-    for key in c.scored:
-        members = index.get(key)
-        if members is None:
-            index[key] = [c]
+    for i in positions:
+        slot, tok = index[i], c.tokens[i]
+        have = slot.get(tok)
+        if have is None:
+            slot[tok] = c
+        elif have.__class__ is list:
+            have.append(c)
         else:
-            members.append(c)
+            slot[tok] = [have, c]  # type: ignore[list-item]
 
 
 def _unindex(leaf: _Node, c: _Cluster) -> None:
-    """Undo `_index` of `c` under its current `scored` (call it before the tokens change)."""
+    """Undo `_index` of `c` (call it before its tokens change)."""
     index = leaf.index
     assert index is not None
-    if not c.scored:
+    positions = _scored(c.tokens)
+    if not positions:
         leaf.always.remove(c)
         return
-    for key in c.scored:
-        members = index[key]
-        members.remove(c)
-        if not members:
-            del index[key]
+    for i in positions:
+        slot, tok = index[i], c.tokens[i]
+        have = slot[tok]
+        if have.__class__ is list:
+            have.remove(c)
+            if len(have) == 1:
+                slot[tok] = have[0]
+        else:
+            del slot[tok]
 
 
 def _candidates(leaves: list[_Node], tokens: list[str]) -> Iterator[_Cluster]:
@@ -240,11 +258,13 @@ def _candidates(leaves: list[_Node], tokens: list[str]) -> Iterator[_Cluster]:
             yield from leaf.clusters
             continue
         found: set[_Cluster] = set(leaf.always)
-        get = index.get
-        for key in enumerate(tokens):
-            members = get(key)
-            if members is not None:
-                found.update(members)
+        for slot, tok in zip(index, tokens, strict=True):
+            have = slot.get(tok)
+            if have is not None:
+                if have.__class__ is list:
+                    found.update(have)
+                else:
+                    found.add(have)  # type: ignore[arg-type]
         yield from sorted(found, key=_SEQ)
 
 
@@ -728,7 +748,7 @@ class Drain:
         if node.index is not None:
             _index(node, c)
         elif len(node.clusters) >= _INDEX_AT:
-            node.index = {}
+            node.index = [{} for _ in c.tokens]  # a leaf's clusters all have its bucket's token count
             for member in node.clusters:
                 _index(node, member)
         if not node.seen:

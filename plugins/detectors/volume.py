@@ -247,18 +247,22 @@ class VolumeDetector:
         hour = int(start // 3600) % 24
         alerting = self._learn_until is not None and start >= self._learn_until
         counts = self._named_counts()
-        if index == self._partial:
-            return
-        for name, key in self._keys.items():
-            obs = counts.pop(name, 0)
-            score = self._judge(name, key, obs, hour, start, end, alerting)
-            if score is not None:
-                self._pending.append(score)
-        if counts:
-            room = _Room(self._keys)
-            for name, obs in counts.items():
-                self._admit(name, obs, hour, room)
-        self._saver.changed()
+        if index != self._partial:
+            for name, key in self._keys.items():
+                obs = counts.pop(name, 0)
+                score = self._judge(name, key, obs, hour, start, end, alerting)
+                if score is not None:
+                    self._pending.append(score)
+            if counts:
+                room = _Room(self._keys)
+                for name, obs in counts.items():
+                    self._admit(name, obs, hour, room)
+            self._saver.changed()
+        # The last line of each template is only needed for tracked ones (their alerts' sample): on free text
+        # every line is a template of its own, and holding each one's last record grew without bound.
+        tracked = {int(k.label) for k in self._keys.values() if k.kind == "template"}
+        if len(self._last_raw) > len(tracked):
+            self._last_raw = {tid: r for tid, r in self._last_raw.items() if tid in tracked}
 
     def _expect(self, key: _Key, hour: int) -> tuple[float, float]:
         base = key.hours[hour] if key.hours[hour].n >= self.config.profile_min_samples else key.glob
