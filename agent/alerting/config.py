@@ -27,6 +27,11 @@ class AlertsConfig:
         Duration(300.0), doc="A firing alert whose condition has not been seen for this long is resolved."
     )
     max_per_minute: int = opt(60, ge=1, doc="Global rate limit of new notifications across all outputs.")
+    max_open: int = opt(
+        5_000, ge=1,
+        doc="Open alerts (conditions remembered to fold repeats) at most, ~2 KB each. Beyond, the oldest never "
+        "notified (rate-limited) ones are forgotten first: a flood of distinct conditions cannot grow memory.",
+    )
     output_max_per_minute: int = opt(
         30, ge=1, doc="Rate limit of new notifications per output; resolutions and re-sends are not limited."
     )

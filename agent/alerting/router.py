@@ -96,6 +96,7 @@ class _Open:
 class RouterStats:
     submitted: int = 0
     alerts_opened: int = 0
+    alerts_forgotten: int = 0
     deduplicated: int = 0
     notifications: int = 0
     reminders: int = 0
@@ -257,10 +258,14 @@ class AlertRouter:
                     if note is not None:
                         notes.append(note)
                 upserts[fp] = entry.to_doc()
+            shed = self._shed()
+            for fp in shed:
+                upserts.pop(fp, None)
             try:
-                created = self.spool.commit(notes, now, open_upserts=upserts)
+                created = self.spool.commit(notes, now, open_upserts=upserts, open_deletes=list(shed))
             except BaseException:
                 # Nothing was spooled: put the dedup state back so the caller's retry is not deduplicated.
+                self._open.update(shed)
                 for fp, old in before.items():
                     if old is None:
                         self._open.pop(fp, None)
@@ -275,6 +280,24 @@ class AlertRouter:
             self.stats_.notifications += len(created)
         self._wake(notes)
         return created
+
+    def _shed(self) -> dict[str, _Open]:
+        """Forget open alerts beyond `max_open`, oldest first, those never notified (held back by the rate
+        limits) before those an output has seen; returns them so the spool drops them too (or, should the
+        spool write fail, they are put back). A forgotten condition that repeats opens a new alert."""
+        excess = len(self._open) - self.config.max_open
+        if excess <= 0:
+            return {}
+        order = list(self._open)
+        drop = [fp for fp in order if self._open[fp].notified_at is None][:excess]
+        if len(drop) < excess:
+            chosen = set(drop)
+            drop += [fp for fp in order if fp not in chosen][:excess - len(drop)]
+        shed = {fp: self._open.pop(fp) for fp in drop}
+        total = self.stats_.alerts_forgotten = self.stats_.alerts_forgotten + len(shed)
+        if (total - len(shed)).bit_length() != total.bit_length():  # at 1, 2, 4, 8, ... in all
+            log.warning("open_alerts_forgotten", forgotten=total, max_open=self.config.max_open)
+        return shed
 
     def _notification(self, entry: _Open, s: Score) -> Notification | None:
         """Apply the rate limits; None when the global limit holds this notification back."""

@@ -192,3 +192,24 @@ def test_a_failed_spool_write_rolls_an_open_alert_back_to_what_it_was(tmp_path: 
     assert after == before and after.count == 1 and after.severity == Severity.WARNING
     assert len(after.evidence.templates) == len(before.evidence.templates)
     router.close(1.0)
+
+
+def test_a_flood_of_distinct_conditions_is_capped_and_notified_ones_are_kept(tmp_path: Path) -> None:
+    """Each anomaly opens an alert that folds its repeats; a flood of distinct ones (free text at ERROR, every
+    line a new template) grew that table, and its spool copy, without bound. Beyond `max_open` the oldest
+    never-notified are forgotten first; the spool forgets them too, so a restart sees the same table."""
+    clock = ManualClock()
+    router, _ = make(tmp_path, clock, max_open=5, max_per_minute=2)
+    notified = router.submit([score(cond="c0"), score(cond="c1")], tag="app")
+    assert len(notified) == 2
+    for i in range(2, 30):
+        router.submit([score(cond=f"c{i}")], tag="app")  # rate-limited: opened, never notified
+    kept = {a.fingerprint for a in router.open_alerts()}
+    assert len(kept) == 5
+    assert {fingerprint(score(cond="c0")), fingerprint(score(cond="c1"))} <= kept  # the ones outputs have seen
+    assert fingerprint(score(cond="c29")) in kept and fingerprint(score(cond="c2")) not in kept  # oldest go first
+    assert router.stats()["alerts_forgotten"] == 25
+    router.close(5.0)
+    again, _ = make(tmp_path, clock, max_open=5, max_per_minute=2)
+    assert {a.fingerprint for a in again.open_alerts()} == kept
+    again.close(5.0)
