@@ -223,10 +223,10 @@ def _index(leaf: _Node, c: _Cluster) -> None:
         have = slot.get(tok)
         if have is None:
             slot[tok] = c
-        elif have.__class__ is list:
+        elif isinstance(have, list):
             have.append(c)
         else:
-            slot[tok] = [have, c]  # type: ignore[list-item]
+            slot[tok] = [have, c]
 
 
 def _unindex(leaf: _Node, c: _Cluster) -> None:
@@ -240,7 +240,7 @@ def _unindex(leaf: _Node, c: _Cluster) -> None:
     for i in positions:
         slot, tok = index[i], c.tokens[i]
         have = slot[tok]
-        if have.__class__ is list:
+        if isinstance(have, list):
             have.remove(c)
             if len(have) == 1:
                 slot[tok] = have[0]
@@ -260,11 +260,10 @@ def _candidates(leaves: list[_Node], tokens: list[str]) -> Iterator[_Cluster]:
         found: set[_Cluster] = set(leaf.always)
         for slot, tok in zip(index, tokens, strict=True):
             have = slot.get(tok)
-            if have is not None:
-                if have.__class__ is list:
-                    found.update(have)
-                else:
-                    found.add(have)  # type: ignore[arg-type]
+            if isinstance(have, list):
+                found.update(have)
+            elif have is not None:
+                found.add(have)
         yield from sorted(found, key=_SEQ)
 
 
@@ -767,17 +766,17 @@ class Drain:
             return ChangeType.NONE
         if self._owners.get(c.key) is c:
             del self._owners[c.key]
-        indexed = c.leaf is not None and c.leaf.index is not None
-        if indexed:
-            _unindex(c.leaf, c)  # type: ignore[arg-type]  # not None: checked just above
+        indexed = c.leaf if c.leaf is not None and c.leaf.index is not None else None
+        if indexed is not None:
+            _unindex(indexed, c)  # under the tokens it was indexed with
         c.tokens = new
         c.version += 1
         if c.fit is not None:
             self._fits.remove(c.fit)
             c.fit = None
         c.set_template(render(new, c.gaps)[0])
-        if indexed:
-            _index(c.leaf, c)  # type: ignore[arg-type]
+        if indexed is not None:
+            _index(indexed, c)
         self.counters.updated += 1
         return ChangeType.UPDATED
 

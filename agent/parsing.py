@@ -82,6 +82,7 @@ restarts. A day of slack covers clocks that drift and zones written without an o
 keeps its text and template but no time (its read time stands in) and is counted in `bad_times`, as are
 times that are not finite. (A synthetic log dated in the future is refused the same way.)"""
 
+
 class ParseStage:
     def __init__(self, parser: Parser, drain: Drain) -> None:
         self.parser = parser
