@@ -212,7 +212,7 @@ def novel_line(i: int, rng: random.Random) -> str:
     return f"{ts} ERROR payment-service req={os.urandom(6).hex()} {marker(i)} {' '.join(words)} failed\n"
 
 
-def part_live(tmp: Path, rate: int, seconds: int, idle: int) -> dict[str, Any]:
+def part_live(tmp: Path, rate: int, seconds: int, idle: int, all_detectors: bool = False) -> dict[str, Any]:
     import psutil
 
     logs = tmp / "live"
@@ -226,6 +226,9 @@ def part_live(tmp: Path, rate: int, seconds: int, idle: int) -> dict[str, Any]:
     port = port_sock.getsockname()[1]
     port_sock.close()
     detectors = "    - name: novelty\n      match: app\n      learn_for: 0s\n"
+    if all_detectors:  # the default config's set: the never-seen template still fires from novelty
+        detectors += "".join("    - name: " + b for b in REPLAY_DETECTORS.split("    - name: ")[1:]
+                             if not b.startswith("novelty"))
     outputs = f"    - name: webhook\n      url: {receiver.url}\n"
     cfg = tmp / "live.yaml"
     live_log = logs / "app.log"
@@ -308,6 +311,8 @@ def main() -> None:
     ap.add_argument("--idle", type=int, default=60)
     ap.add_argument("--skip-replay", action="store_true")
     ap.add_argument("--skip-live", action="store_true")
+    ap.add_argument("--live-detectors", choices=["novelty", "all"], default="novelty",
+                    help="Detectors of the live daemon: novelty alone (the alert path), or the default four.")
     ap.add_argument("--replay-runs", type=int, default=3, help="Replays of the same log; the best CPU time counts.")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory(prefix="lw-e2e-") as d:
@@ -331,8 +336,8 @@ def main() -> None:
                   f"{r['stage_errors']} stage errors; peak RSS "
                   f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB")
         if not args.skip_live:
-            lv = part_live(tmp, args.rate, args.live, args.idle)
-            print("\n## Live tailing (`logwarden run` subprocess)\n")
+            lv = part_live(tmp, args.rate, args.live, args.idle, all_detectors=args.live_detectors == "all")
+            print(f"\n## Live tailing (`logwarden run` subprocess, detectors: {args.live_detectors})\n")
             print("| metric | measured | target |")
             print("|---|---|---|")
             print(f"| write rate | {lv['rate']:,.0f} lines/s for {lv['seconds']:.0f}s | 20,000 |")
