@@ -212,6 +212,15 @@ def novel_line(i: int, rng: random.Random) -> str:
     return f"{ts} ERROR payment-service req={os.urandom(6).hex()} {marker(i)} {' '.join(words)} failed\n"
 
 
+def restamp(lines: list[str]) -> list[str]:
+    """The pool's lines stamped with the time they are written: the pool was generated at 400 lines/s
+    yesterday and is replayed in a loop at 20k lines/s, and event-time detectors (volume, params, sliding
+    windows) must see a clock that moves like the wall clock, not 50 times faster and back every loop."""
+    now = time.time()
+    ts = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now)) + f".{int(now * 1000) % 1000:03d}Z"
+    return [ts + line[24:] if line[:1].isdigit() else line for line in lines]
+
+
 def part_live(tmp: Path, rate: int, seconds: int, idle: int, all_detectors: bool = False) -> dict[str, Any]:
     import psutil
 
@@ -237,7 +246,7 @@ def part_live(tmp: Path, rate: int, seconds: int, idle: int, all_detectors: bool
     messages = [parts[4] if len(parts := line.split(None, 4)) == 5 else line for line in pool[:200_000]]
     mask_before = mask_cost(messages)  # the yardstick, before the daemon runs and after it stopped
     # Warm the tree up on normal traffic first, so only the injected templates are new.
-    live_log.write_text("".join(pool[:20_000]))
+    live_log.write_text("".join(restamp(pool[:20_000])))
     proc = subprocess.Popen([sys.executable, "-m", "agent.cli", "run", "-c", str(cfg)],
                             stdout=subprocess.DEVNULL, stderr=open(tmp / "live-daemon.log", "w"))  # noqa: SIM115
     ps = psutil.Process(proc.pid)
@@ -254,10 +263,8 @@ def part_live(tmp: Path, rate: int, seconds: int, idle: int, all_detectors: bool
     with live_log.open("a") as fh:
         tick = t_start
         while time.monotonic() - t_start < seconds:
-            block = []
-            for _ in range(chunk):
-                block.append(pool[pos % len(pool)])
-                pos += 1
+            block = restamp([pool[(pos + k) % len(pool)] for k in range(chunk)])
+            pos += chunk
             if time.monotonic() >= next_inject:
                 line = novel_line(injected, rng)
                 block.append(line)
