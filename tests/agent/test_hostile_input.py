@@ -33,7 +33,7 @@ WEIRD = [b"\xff\xfe\xfd", b"\xe2\x82", b"\x00\x00\x00", b"<*> <*> <*>", b"   ", 
          b'{"msg": "' + b"a" * 5000 + b'"}', b'ts=9999-99-99 level=error msg="unterminated',
          b"level= msg= =x ==", b"[" * 500, b"\r\r\r", b"a\rb"]
 
-FORMAT_CONFIG = """\
+_HEAD = """\
 service:
   state_dir: {state}
   log_level: warning
@@ -42,14 +42,8 @@ pipeline:
     - name: tail
       tag: app
       path: ['/nonexistent/*.log']
-      multiline: {{start: '^\\d{{4}}-\\d{{2}}-\\d{{2}}T'}}
-      parser:
-        format: '<Date> <Level> <Component> <Request> <Content>'
-        drain: {{seed: {model}}}
-  detectors:
-    - name: novelty
-      match: app
-      learn_for: 30s
+"""
+_VOLUME_AND_PARAMS = """\
     - name: volume
       match: app
       bucket: 30s
@@ -62,6 +56,23 @@ pipeline:
       classify_after: 5
       min_count: 2
       min_baseline: 5
+"""
+_OUTPUTS = """\
+  outputs:
+    - name: file
+      path: {alerts}
+"""
+
+FORMAT_CONFIG = _HEAD + """\
+      multiline: {{start: '^\\d{{4}}-\\d{{2}}-\\d{{2}}T'}}
+      parser:
+        format: '<Date> <Level> <Component> <Request> <Content>'
+        drain: {{seed: {model}}}
+  detectors:
+    - name: novelty
+      match: app
+      learn_for: 30s
+""" + _VOLUME_AND_PARAMS + """\
     - name: iforest
       match: app
       model: {model}
@@ -75,46 +86,21 @@ pipeline:
       model: auto
       window: {{type: count, size: 25}}
       learn_windows: 100000
-  outputs:
-    - name: file
-      path: {alerts}
-"""
+""" + _OUTPUTS
 
-AUTO_CONFIG = """\
-service:
-  state_dir: {state}
-  log_level: warning
-pipeline:
-  inputs:
-    - name: tail
-      tag: app
-      path: ['/nonexistent/*.log']
+AUTO_CONFIG = _HEAD + """\
       parser: {{name: auto}}
   detectors:
     - name: novelty
       match: app
       learn_for: 0s
-    - name: volume
-      match: app
-      bucket: 30s
-      learn_for: 1m
-      min_samples: 1
-    - name: params
-      match: app
-      bucket: 30s
-      learn_for: 1m
-      classify_after: 5
-      min_count: 2
-      min_baseline: 5
+""" + _VOLUME_AND_PARAMS + """\
     - name: iforest
       match: app
       model: auto
       window: {{type: sliding, size: 60s, step: 30s}}
       learn_windows: 100000
-  outputs:
-    - name: file
-      path: {alerts}
-"""
+""" + _OUTPUTS
 
 line_parts = st.tuples(
     st.integers(0, 9),  # which line shape
