@@ -20,8 +20,9 @@ explanation of an anomalous window are both stated in counts, the unit an operat
 from __future__ import annotations
 
 import math
+from array import array
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, cast
 
@@ -199,14 +200,14 @@ class Tally:
 
 def tally(events: Sequence[int], times: Sequence[float], levels: Sequence[str]) -> Tally:
     """The figures of one run of events; `merge_tallies([tally(...)])` is exactly `summarize` of it."""
-    return tally_counted(Counter(events), times, levels)
+    return tally_counted(Counter(events), times, level_counts_of(Counter(levels)), len(levels))
 
 
-def tally_counted(counts: dict[int, int], times: Sequence[float], levels: Sequence[str]) -> Tally:
-    """`tally` of a run whose per-template counts are already known (a pane keeps them as records arrive)."""
-    errors, warns = _level_counts(levels)
+def tally_counted(counts: dict[int, int], times: Sequence[float], levels: tuple[int, int], n_levels: int) -> Tally:
+    """`tally` of a run whose per-template counts and (errors, warns) are already known (a pane keeps them
+    as records arrive); `times` may be an `array('d')`."""
     n, first, last, mean, m2 = _gap_moments(times)
-    return Tally(dict(counts), errors, warns, len(levels), n, first, last, mean, m2)
+    return Tally(dict(counts), levels[0], levels[1], n_levels, n, first, last, mean, m2)
 
 
 def merge_tallies(parts: Sequence[Tally]) -> WindowSummary:
@@ -241,7 +242,9 @@ def summarize(window: FeatureInput) -> WindowSummary:
     return merge_tallies([tally(window.events, window.times, window.levels)])
 
 
-def _template_counts(window: FeatureInput) -> Iterable[tuple[int, int]]:
+def template_counts(window: FeatureInput) -> Iterable[tuple[int, int]]:
+    """(template id, count) in order of first occurrence: a `lists=False` windower's window has no events
+    to count, only its summary."""
     summary = _summary_of(window)
     if summary is not None:
         return summary.counts.items()
@@ -260,7 +263,7 @@ def count_matrix(spec: FeatureSpec, windows: Sequence[FeatureInput]) -> F64:
     vocab = spec.vocabulary
     for row, window in enumerate(windows):
         line = out[row]
-        for tid, n in _template_counts(window):
+        for tid, n in template_counts(window):
             line[vocab.get(tid, unknown)] += n
     return out
 
@@ -319,7 +322,8 @@ def _gap_moments(times: Sequence[float]) -> tuple[int, float, float, float, floa
     if n == 1:
         return 1, float(times[0]), float(times[0]), 0.0, 0.0
     # Times arrive (nearly) in order: a stable sort is linear on them, where quicksort is not.
-    ordered = np.sort(np.fromiter(times, dtype=np.float64, count=n), kind="stable")
+    column = np.frombuffer(times, dtype=np.float64) if isinstance(times, array) else np.fromiter(times, dtype=np.float64, count=n)
+    ordered = np.sort(column, kind="stable")
     gaps = np.diff(ordered)
     mean = float(gaps.mean())
     dev = gaps - mean
@@ -344,10 +348,11 @@ def _finish_temporal(gaps: int, mean: float, m2: float) -> tuple[float, float, f
     return (mean, std, burst)
 
 
-def _level_counts(levels: Sequence[str]) -> tuple[int, int]:
+def level_counts_of(counted: Mapping[str | None, int]) -> tuple[int, int]:
+    """(errors, warns) of counts by level string (None or "" is no level)."""
     errors = warns = 0
-    for level, n in Counter(levels).items():
-        upper = level.upper()
+    for level, n in counted.items():
+        upper = (level or "").upper()
         if upper in ERROR_LEVELS:
             errors += n
         elif upper in WARN_LEVELS:
@@ -371,7 +376,7 @@ def fit_feature_spec(
     bad = [g for g in groups if g not in GROUPS]
     if bad or not groups:
         raise ValueError(f"feature groups must be a non-empty subset of {', '.join(GROUPS)}, got {list(groups)}")
-    seen = sorted({tid for w in windows for tid, _ in _template_counts(w)})
+    seen = sorted({tid for w in windows for tid, _ in template_counts(w)})
     spec = FeatureSpec(vocabulary={tid: col for col, tid in enumerate(seen)}, groups=tuple(groups), tfidf=tfidf)
     counts = count_matrix(spec, windows)
     n = len(windows)

@@ -23,7 +23,7 @@ import onnxruntime as ort
 
 from agent.bundle import Bundle
 from agent.errors import BundleError
-from agent.features import FeatureSpec, count_matrix
+from agent.features import FeatureSpec, count_matrix, template_counts
 from agent.types import Evidence, TemplateEvidence, Window
 
 F64 = npt.NDArray[np.float64]
@@ -179,10 +179,8 @@ def explain_counts(spec: FeatureSpec, window: Window, top: int = 3, max_samples:
     mean = np.asarray(spec.count_mean, dtype=np.float64)
     std = np.maximum(np.asarray(spec.count_std, dtype=np.float64), 0.5)
     col_to_tid = spec.template_of_column()
-    unknown: dict[int, int] = {}
-    for e in window.events:
-        if e not in spec.vocabulary:
-            unknown[e] = unknown.get(e, 0) + 1
+    # Per template, not per event: a windower's window carries its counts (in order of first occurrence).
+    unknown = {tid: n for tid, n in template_counts(window) if tid not in spec.vocabulary}
     rows: list[TemplateEvidence] = [
         TemplateEvidence(tid, window.templates.get(tid, f"template {tid}"), float(n), 0.0, float(n) / 0.5)
         for tid, n in sorted(unknown.items(), key=lambda kv: -kv[1])

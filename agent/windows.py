@@ -23,15 +23,15 @@ import math
 import re
 from collections import OrderedDict
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from agent.features import WindowSummary, merge_tallies
-from agent.panes import Pane, pane_grid
+from agent.panes import ListPane, Pane, TallyPane, pane_grid
 from agent.types import Record, Window, event_times, template_ids
 from agent.windowspec import WindowSpec
 
-__all__ = ["CountedWindow", "WindowSpec", "Windower", "WindowerStats", "fill_lists", "window_from_dict", "window_to_dict"]
+__all__ = ["CountedWindow", "WindowSpec", "Windower", "WindowerStats", "window_from_dict", "window_to_dict"]
 
 _FAR = 1e15
 """Event times beyond ±this (or NaN) are refused: they name no window (and would overflow the index)."""
@@ -63,28 +63,15 @@ class CountedWindow(Window):
     A 60 s window sliding by 10 s holds every record six times; counting its events, sorting its times and
     classifying its levels per window would do that work six times per record, and so would copying its
     event lists. The features read `summary` (see `agent.features.summarize`) instead of recounting. A
-    windower made with `lists=False` also leaves `events`, `times` and `levels` empty and keeps where they
-    are in `lists_from`: `fill_lists` copies them in for the rare window that needs them (evidence)."""
+    windower made with `lists=False` leaves `events`, `times` and `levels` empty (its panes never kept
+    them): the window is its summary, samples, templates and sources."""
 
     summary: WindowSummary | None = None
-    lists_from: tuple[tuple[list[int], list[float], list[str], int], ...] = field(default=(), repr=False)
-    """Per pane (events, times, levels, n): the first n entries of its lists are this window's records."""
 
     def __len__(self) -> int:
         if self.events or self.summary is None:
             return len(self.events)
         return sum(self.summary.counts.values())
-
-
-def fill_lists(window: Window) -> Window:
-    """Copy the event lists of a `lists=False` window in (a no-op for any other window); returns it."""
-    if isinstance(window, CountedWindow) and window.lists_from:
-        for events, times, levels, n in window.lists_from:
-            window.events += events[:n]
-            window.times += times[:n]
-            window.levels += levels[:n]
-        window.lists_from = ()
-    return window
 
 
 @dataclass(slots=True)
@@ -97,7 +84,7 @@ class Windower:
     """Turns a stream of records into closed windows; one instance per detector and stream."""
 
     def __init__(self, spec: WindowSpec, stream: str, *, lists: bool = True) -> None:
-        """`lists=False`: sliding windows carry their summary but leave the event lists to `fill_lists`."""
+        """`lists=False`: sliding windows carry their summary but no event lists (see `CountedWindow`)."""
         self.spec = spec
         self.stream = stream
         self._lists = lists
@@ -110,6 +97,7 @@ class Windower:
         self._length = spec.length_s
         self._pane_s, self._m, self._k = pane_grid(self._length, self._step) if spec.type == "sliding" else (1.0, 1, 1)
         self._panes: dict[int, Pane] = {}
+        self._pane_type: type[Pane] = ListPane if lists else TallyPane
         self._next_start: int | None = None  # index (start / step) of the oldest window not yet emitted
         self._pane_floor = 0
         """First pane of window `_next_start`: a record in an earlier pane belongs to no open window."""
@@ -251,7 +239,7 @@ class Windower:
             self._watermark = last
         pane = self._panes.get(p)
         if pane is None:
-            pane = self._panes[p] = Pane()
+            pane = self._panes[p] = self._pane_type()
         whole = not lo and hi == len(recs)
         pane.add_run(recs if whole else recs[lo:hi], span, tids if whole else tids[lo:hi], self.spec.max_samples)
 
@@ -285,7 +273,7 @@ class Windower:
                 continue
             pane = panes.get(p)
             if pane is None:
-                pane = panes[p] = Pane()
+                pane = panes[p] = self._pane_type()
             pane.add(recs[i], t, max_samples)
 
     def _assemble(self, idx: int) -> Window:
@@ -297,9 +285,10 @@ class Windower:
         window.summary = merge_tallies([p.tally() for p in parts])
         if not parts:
             return window
-        if len(parts) == 1 and self._k == 1 and self._lists:  # tumbling: the pane is this window's alone
+        if len(parts) == 1 and self._k == 1:  # tumbling: the pane is this window's alone
             only = parts[0]
-            window.events, window.times, window.levels = only.events, only.times, only.levels
+            if isinstance(only, ListPane):
+                window.events, window.times, window.levels = only.events, only.times, only.levels
             window.templates, window.sources = only.templates, only.sources
             window.samples = only.samples if self.spec.max_samples else {}
             return window
@@ -308,10 +297,8 @@ class Windower:
         templates = window.templates
         samples = window.samples
         max_samples = self.spec.max_samples
-        if not self._lists:
-            window.lists_from = tuple((p.events, p.times, p.levels, len(p.events)) for p in parts)
         for pane in parts:
-            if self._lists:
+            if isinstance(pane, ListPane):
                 events += pane.events
                 times += pane.times
                 levels += pane.levels

@@ -33,7 +33,7 @@ from agent.scoring import ScoreBatcher, WindowModel, open_window_model
 from agent.state import write_atomic
 from agent.tagged_windows import TaggedWindowers
 from agent.types import Record, Score, Severity, Window
-from agent.windows import WindowSpec, fill_lists
+from agent.windows import WindowSpec
 
 log = structlog.get_logger("logwarden.detector.iforest")
 
@@ -124,7 +124,7 @@ class IForestDetector:
         else:
             self._state = ctx.plugin_state_dir()
             self._resume()
-        # Features read each window's summary; only an anomalous window's event lists are copied (evidence).
+        # Features and evidence read each window's summary: its panes never keep per-record lists.
         self._windows = TaggedWindowers(self.spec, lists=False)
 
     @staticmethod
@@ -324,7 +324,7 @@ class IForestDetector:
                 parts = f"forest {forest[i]:.3f}, novelty {novelty[i]:.3f}" if forest is not None and novelty is not None else ""
                 score.summary = f"{len(w)} events between {w.start:.0f} and {w.end:.0f} scored {value:.3f} > {threshold:.3f} ({parts})."
                 score.severity = Severity.WARNING
-                score.evidence = model.explain(fill_lists(w))
+                score.evidence = model.explain(w)
             elif self.auto:
                 self._recent.append(_compact(summarize(w).to_dict()))
             out.append(score)

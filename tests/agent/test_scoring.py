@@ -72,6 +72,35 @@ def test_explain_ranks_missing_templates_too() -> None:
     assert {t.template_id for t in ev.templates} == {1, 2}
 
 
+def test_tally_windows_explain_like_list_windows() -> None:
+    """A `lists=False` windower's windows have no events: the evidence comes from their summaries and must
+    be that of the same windows with their lists (unseen templates first, then counts off the mean)."""
+    import random
+
+    from agent.schema import Duration
+    from agent.types import Record
+    from agent.windows import Windower
+
+    rng = random.Random(2)
+    records = []
+    for i in range(3000):
+        tid = 7 if 1200 <= i < 1210 else 9 if i % 700 == 5 else rng.choice([1, 2, 2])
+        records.append(Record(tag="t", source="a.log", raw=f"line {i} of {tid}", time=1000.0 + i * 0.05, template_id=tid,
+                              template=f"tpl {tid}", level="INFO"))
+    spec_w = WindowSpec(type="sliding", size=Duration(20.0), step=Duration(5.0), max_samples=2)
+    pairs = []
+    for lists in (True, False):
+        windower = Windower(spec_w, "s", lists=lists)
+        pairs.append([w for i in range(0, len(records), 100) for w in windower.add_many(records[i:i + 100])]
+                     + windower.flush())
+    with_lists, tallies = pairs
+    spec = fit_feature_spec([w for w in with_lists if 7 not in w.events and 9 not in w.events])
+    explained = [(explain_counts(spec, a), explain_counts(spec, b)) for a, b in zip(with_lists, tallies, strict=True)]
+    assert all(x == y for x, y in explained)
+    unseen = [x for x, _ in explained if x.templates and x.templates[0].template_id in (7, 9)]
+    assert len(unseen) >= 4 and any(x.samples[0].endswith("of 7") for x in unseen)
+
+
 def test_batcher_releases_full_batches_and_waits_for_stragglers() -> None:
     b: ScoreBatcher[int] = ScoreBatcher(max_batch=3, max_wait_s=0.05)
     assert b.add([1, 2, 3, 4], now=10.0) == [[1, 2, 3]]
