@@ -30,6 +30,8 @@ class TailStats:
     offsets_saved: int = 0
     offset_save_errors: int = 0
     polling_fallbacks: int = 0
+    polling_switches: int = 0
+    """Times a busy file made the reader poll it instead of taking a watchdog event per write."""
     files_open: int = 0
 
     def as_dict(self) -> dict[str, float]:
