@@ -467,9 +467,12 @@ class Tailer:
                          repeat(self.ctx.clock.time(), n))
         if cursor is not None:
             cursor.emitted = max(cursor.emitted, offsets[-1])
-        while len(self._out) >= BATCH:
-            batch, self._out = self._out[:BATCH], self._out[BATCH:]
-            self._emit_batch(batch)
+        out = self._out
+        if len(out) >= BATCH and self._emit is not None:  # whole batches now; the rest goes at the pass end
+            full = len(out) - len(out) % BATCH
+            self._out = out[full:]
+            for i in range(0, full, BATCH):
+                self._emit_batch(out[i:i + BATCH])
 
     def _decode(self, head: bytes) -> list[str]:
         enc = self.config.encoding
