@@ -107,7 +107,12 @@ def spread(hist: dict[int, float], median: int) -> float:
 
 _BIN_CACHE: dict[str, dict[str, str]] = {}
 """Per unit: raw value → its bin as text ("" when not a number); values repeat across slots and buckets."""
-_BIN_CACHE_MAX = 65_536
+_BIN_CACHE_MAX = 8192
+"""Cleared when it grows past this: an entry costs ~190 bytes with its key, and a slot of sizes or
+latencies sees tens of thousands of distinct values (65,536 entries held ~12 MB per unit); the values
+that repeat are cached again within a fold or two."""
+_BIN_TEXT: dict[int, str] = {}
+"""Bin number → its text, shared by every cached value in that bin (a few hundred bins exist)."""
 
 FOLD_AT = 2048
 """Distinct raw values a slot holds in its open bucket before they are folded into bins or categories."""
@@ -188,7 +193,14 @@ class Slot:
                 key = bins.get(value)
                 if key is None:
                     num = parse_number(value)
-                    key = bins[value] = str(to_bin(num[0], unit)) if num is not None else ""
+                    if num is None:
+                        key = bins[value] = ""
+                    else:
+                        b = to_bin(num[0], unit)
+                        text = _BIN_TEXT.get(b)
+                        if text is None:
+                            text = _BIN_TEXT[b] = str(b)
+                        key = bins[value] = text
                 if not key:
                     continue
                 cur[key] = cur.get(key, 0) + n
