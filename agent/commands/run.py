@@ -11,6 +11,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from agent.daemon import Daemon
+    from agent.malloc import pin_mmap_threshold
+
+    pin_mmap_threshold()
 
     daemon = Daemon(args.config)
     config = daemon.load()  # ConfigError → exit 78 before anything starts
