@@ -200,14 +200,8 @@ class Tally:
 
 def tally(events: Sequence[int], times: Sequence[float], levels: Sequence[str]) -> Tally:
     """The figures of one run of events; `merge_tallies([tally(...)])` is exactly `summarize` of it."""
-    return tally_counted(Counter(events), times, level_counts_of(Counter(levels)), len(levels))
-
-
-def tally_counted(counts: dict[int, int], times: Sequence[float], levels: tuple[int, int], n_levels: int) -> Tally:
-    """`tally` of a run whose per-template counts and (errors, warns) are already known (a pane keeps them
-    as records arrive); `times` may be an `array('d')`."""
-    n, first, last, mean, m2 = _gap_moments(times)
-    return Tally(dict(counts), levels[0], levels[1], n_levels, n, first, last, mean, m2)
+    errors, warns = level_counts_of(Counter(levels))
+    return Tally(dict(Counter(events)), errors, warns, len(levels), *gap_moments(times))
 
 
 def merge_tallies(parts: Sequence[Tally]) -> WindowSummary:
@@ -314,8 +308,12 @@ def _summary_of(window: FeatureInput) -> WindowSummary | None:
     return summary if isinstance(summary, WindowSummary) else None
 
 
-def _gap_moments(times: Sequence[float]) -> tuple[int, float, float, float, float]:
-    """(n, first, last, gap mean, gap sum of squared deviations) of the sorted times."""
+GapMoments = tuple[int, float, float, float, float]
+"""(n, first, last, gap mean, gap sum of squared deviations) of a run's sorted times: a `Tally`'s tail."""
+
+
+def gap_moments(times: Sequence[float]) -> GapMoments:
+    """The `GapMoments` of `times` (a list or an `array('d')`), in any order."""
     n = len(times)
     if n == 0:
         return 0, 0.0, 0.0, 0.0, 0.0

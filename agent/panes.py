@@ -10,6 +10,11 @@ sequences), a `TallyPane` only what the tally needs — times in an `array('d')`
 ~50 for three list slots, a float object and its share of the lists' slack) and counts of level strings. At
 20k lines/s a 60 s window sliding by 10 s holds 1.4M records in its panes: ~70 MB of lists, ~11 MB of array.
 
+A pane whose time is well past is sealed (`seal`): its gap moments are computed once and a `TallyPane`
+drops its times, so only the two or three youngest panes hold any. A record that arrives for a sealed pane
+(later than the windower's grace) still counts everywhere except in the gap figures, in both kinds, so a
+summary does not depend on which kind of pane it was merged from.
+
 This is the per-record hot path of every windowed detector, so a batch is taken apart into columns by list
 comprehensions (specialised attribute loads; `map(attrgetter)` costs about twice as much per record in
 CPython 3.11) and counted by C-level `Counter.update`, and the sample lines are found by `list.index`
@@ -25,7 +30,7 @@ from collections.abc import Sequence
 from fractions import Fraction
 from typing import cast
 
-from agent.features import Tally, level_counts_of, tally_counted
+from agent.features import GapMoments, Tally, gap_moments, level_counts_of
 from agent.types import Record
 
 
@@ -37,7 +42,7 @@ class Pane:
     `max_samples > 0`, `samples[tid]` holds the raw lines of the first `min(counts[tid], max_samples)` of
     them (so a template whose samples are not full has all its occurrences sampled)."""
 
-    __slots__ = ("_tallied", "_tally", "counts", "n", "samples", "sources", "templates")
+    __slots__ = ("_tallied", "_tally", "counts", "moments", "n", "samples", "sources", "templates")
 
     def __init__(self) -> None:
         self.n = 0
@@ -45,17 +50,33 @@ class Pane:
         self.samples: dict[int, list[str]] = {}
         self.templates: dict[int, str] = {}
         self.sources: set[str] = set()
+        self.moments: GapMoments | None = None
+        """Set by `seal`: the gap moments of the times the pane had then, final."""
         self._tally: Tally | None = None
         self._tallied = -1
 
     def tally(self) -> Tally:
         """The pane's tally, recomputed only when records arrived since (a late record)."""
         if self._tally is None or self._tallied != self.n:
-            self._tally = self._compute_tally()
+            errors, warns = self._level_counts()
+            moments = self.moments if self.moments is not None else gap_moments(self._times())
+            self._tally = Tally(dict(self.counts), errors, warns, self.n, *moments)
             self._tallied = self.n
         return self._tally
 
-    def _compute_tally(self) -> Tally:
+    def seal(self) -> None:
+        """Fix the gap moments (later records no longer move them) and let go of what only they needed."""
+        if self.moments is None:
+            self.moments = gap_moments(self._times())
+            self._drop_times()
+
+    def _times(self) -> Sequence[float]:
+        raise NotImplementedError
+
+    def _drop_times(self) -> None:
+        raise NotImplementedError
+
+    def _level_counts(self) -> tuple[int, int]:
         raise NotImplementedError
 
     def _column(self, tid: int, t: float, level: str) -> None:
@@ -117,7 +138,8 @@ class Pane:
 
 
 class ListPane(Pane):
-    """A pane that keeps every record's template id, time and level, in arrival order."""
+    """A pane that keeps every record's template id, time and level, in arrival order (also once sealed:
+    the windows' lists are made of them)."""
 
     __slots__ = ("events", "levels", "times")
 
@@ -127,8 +149,14 @@ class ListPane(Pane):
         self.times: list[float] = []
         self.levels: list[str] = []
 
-    def _compute_tally(self) -> Tally:
-        return tally_counted(self.counts, self.times, level_counts_of(Counter(self.levels)), len(self.levels))
+    def _times(self) -> Sequence[float]:
+        return self.times
+
+    def _drop_times(self) -> None:
+        pass
+
+    def _level_counts(self) -> tuple[int, int]:
+        return level_counts_of(Counter(self.levels))
 
     def _column(self, tid: int, t: float, level: str) -> None:
         self.events.append(tid)
@@ -142,7 +170,8 @@ class ListPane(Pane):
 
 
 class TallyPane(Pane):
-    """A pane that keeps only what its tally needs: the times (for the gap moments) and level counts."""
+    """A pane that keeps only what its tally needs: the times until sealed (for the gap moments) and
+    counts of level strings."""
 
     __slots__ = ("level_counts", "times")
 
@@ -152,15 +181,23 @@ class TallyPane(Pane):
         self.level_counts: Counter[str | None] = Counter()
         """By level string as recorded; None and "" both mean no level (as `ListPane` stores "")."""
 
-    def _compute_tally(self) -> Tally:
-        return tally_counted(self.counts, self.times, level_counts_of(self.level_counts), self.n)
+    def _times(self) -> Sequence[float]:
+        return self.times
+
+    def _drop_times(self) -> None:
+        self.times = array("d")
+
+    def _level_counts(self) -> tuple[int, int]:
+        return level_counts_of(self.level_counts)
 
     def _column(self, tid: int, t: float, level: str) -> None:
-        self.times.append(t)
+        if self.moments is None:
+            self.times.append(t)
         self.level_counts[level] += 1
 
     def _columns(self, tids: list[int], times: list[float], levels: list[str | None]) -> None:
-        self.times.extend(times)
+        if self.moments is None:
+            self.times.extend(times)
         self.level_counts.update(levels)
 
 

@@ -11,7 +11,9 @@ recently active one is closed first.
 
 Sliding windows are built from panes (tumbling slices of the largest length that divides both size and
 step): a record costs one append to one pane instead of one to each of the size/step windows overlapping
-it, and each window is concatenated from its panes once, when it closes. `add_many` feeds a batch.
+it, and each window is concatenated from its panes once, when it closes. `add_many` feeds a batch. A pane
+that ended a step before the time that closed a window is sealed (see `agent.panes`): its times are only
+kept while records may still reasonably arrive for it.
 
 `now` and record times must be on the same clock: the header's time when the parser found one, else the
 time the line was read (`Record.event_time`).
@@ -54,6 +56,8 @@ class WindowerStats:
     evicted_sessions: int = 0
     skipped_empty_windows: int = 0
     bad_time_records: int = 0
+    untimed_records: int = 0
+    """Records for a pane already sealed (a step or more late): counted, but not in the gap figures."""
 
 
 @dataclass(slots=True, eq=False)
@@ -240,6 +244,8 @@ class Windower:
         pane = self._panes.get(p)
         if pane is None:
             pane = self._panes[p] = self._pane_type()
+        if pane.moments is not None:
+            self.stats.untimed_records += hi - lo
         whole = not lo and hi == len(recs)
         pane.add_run(recs if whole else recs[lo:hi], span, tids if whole else tids[lo:hi], self.spec.max_samples)
 
@@ -274,6 +280,8 @@ class Windower:
             pane = panes.get(p)
             if pane is None:
                 pane = panes[p] = self._pane_type()
+            elif pane.moments is not None:
+                stats.untimed_records += 1
             pane.add(recs[i], t, max_samples)
 
     def _assemble(self, idx: int) -> Window:
@@ -343,6 +351,10 @@ class Windower:
             out.append(self._assemble(idx))
         self._drop_panes_before((due_last + 1) * self._m)
         self._set_next_start(due_last + 1)
+        sealed_before = math.floor((now - self._step) / self._pane_s)
+        for p, pane in self._panes.items():
+            if p < sealed_before:
+                pane.seal()
         return self._emitted(out)
 
     def _drop_panes_before(self, pane: int) -> None:

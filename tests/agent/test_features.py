@@ -114,7 +114,7 @@ def _stream(rng: random.Random, n: int) -> list[Record]:
     t = 1000.0
     for i in range(n):
         t += rng.expovariate(30.0) if rng.random() > 0.001 else rng.uniform(5.0, 40.0)
-        late = rng.uniform(0.0, 12.0) if rng.random() < 0.03 else 0.0
+        late = rng.uniform(0.0, 9.5) if rng.random() < 0.03 else 0.0  # within the 10 s step: no pane sealed yet
         tid = rng.choice([1, 2, 2, 3, 5, 8, 13, 21])
         out.append(Record(tag="app", source=rng.choice(["a.log", "b.log"]), raw=f"line {i}", time=t - late,
                           level=rng.choice(["INFO", "INFO", "WARN", "ERROR", "error", None]), template_id=tid,

@@ -293,3 +293,30 @@ def test_bulk_pane_runs_give_the_windows_and_summaries_of_one_record_at_a_time(
     assert [summarize(w) for w in got] == [summarize(w) for w in want]
     assert all(summarize(w).counts == Counter(w.events) for w in want)
     assert batched.stats == one.stats
+
+
+def test_panes_a_step_old_are_sealed_and_a_record_later_than_that_counts_without_its_time() -> None:
+    """Times are kept only while records may still arrive (bounded memory at any line rate); a record
+    more than a step late is counted, sampled and templated, but leaves the gap figures as they were."""
+    spec = WindowSpec(type="sliding", size=Duration(30.0), step=Duration(10.0))
+    stream = [rec(float(t), 1 + t % 3) for t in range(0, 100)]
+    late = rec(65.5, 9)
+    for lists in (True, False):
+        w = Windower(spec, "s", lists=lists)
+        got = [x for r in stream[:81] for x in w.add(r)]
+        assert sum(1 for p in w._panes.values() if p.moments is None) <= 2  # the pane being filled, the last one
+        if not lists:
+            assert all(len(p.times) == 0 for p in w._panes.values() if p.moments is not None)
+        got += w.add(late)  # t=80 closed [50, 80) and sealed the panes that ended by t=70: [60, 70) among them
+        assert w.stats.untimed_records == 1 and w.stats.late_records == 0
+        got += [x for r in stream[81:] for x in w.add(r)] + w.flush()
+        holding = [x for x in got if 9 in summarize(x).counts]
+        assert [x.start for x in holding] == [60.0]  # [40, 70) and [50, 80) had closed before it came
+        for x in holding:
+            on_time = [r for r in stream if x.start <= r.event_time < x.end]
+            plain = summarize(Window("s", "k", x.start, x.end, events=[r.template_id for r in on_time],
+                                     times=[r.event_time for r in on_time], levels=["" for _ in on_time]))
+            s = summarize(x)
+            assert s.counts == {**plain.counts, 9: 1} and len(x) == len(on_time) + 1
+            assert s.temporal == plain.temporal  # the late record's time is not in the gaps
+            assert x.templates[9] == "tpl 9"
