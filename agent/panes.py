@@ -67,7 +67,11 @@ class Pane:
     def seal(self) -> None:
         """Fix the gap moments (later records no longer move them) and let go of what only they needed."""
         if self.moments is None:
-            self.moments = gap_moments(self._times())
+            t = self._tally
+            if t is not None and self._tallied == self.n:  # tallied when its last window closed: no new sort
+                self.moments = (t.n_times, t.first, t.last, t.gap_mean, t.gap_m2)
+            else:
+                self.moments = gap_moments(self._times())
             self._drop_times()
 
     def _times(self) -> Sequence[float]:
