@@ -91,7 +91,6 @@ class Windower:
         """`lists=False`: sliding windows carry their summary but no event lists (see `CountedWindow`)."""
         self.spec = spec
         self.stream = stream
-        self._lists = lists
         self.stats = WindowerStats()
         self._key_re = re.compile(spec.key) if spec.key is not None else None
         self._count_open: Window | None = None
