@@ -20,6 +20,7 @@ from typing import Any
 import structlog
 
 from agent import logsetup
+from agent.coldpages import ColdPages
 from agent.config import Config, load_config
 from agent.errors import ConfigError, ConfigErrors
 from agent.http import Endpoints, OpsServer
@@ -30,6 +31,9 @@ from agent.schema import secret_values
 from agent.sdnotify import Notifier
 
 log = structlog.get_logger("logwarden.daemon")
+
+COLD_CHECK_S = 60.0
+"""How often the main loop looks whether new library pages (a new model's session) are worth releasing."""
 
 
 class Daemon:
@@ -45,6 +49,7 @@ class Daemon:
         self.started = time.time()
         self.reloads = 0
         self.reloads_failed = 0
+        self.cold = ColdPages()
         # Installed before anything slow happens, so a SIGTERM during start-up is a graceful stop, not a kill.
         self._install_signals()
 
@@ -62,12 +67,20 @@ class Daemon:
         self.notifier.notify("READY=1\nSTATUS=running")
         log.info("daemon_started", config=self.config_path, inputs=len(config.inputs), detectors=len(config.detectors),
                  outputs=len(config.outputs))
-        # Signals, reloads and stops set `_wake`; the only timer here is the systemd watchdog ping (half of
-        # WatchdogSec). Without one the main thread sleeps until woken: an idle daemon does not poll.
+        # Start-up is over: its library pages go back to the kernel (see `agent.coldpages`).
+        cold = self.cold
+        cold_check = COLD_CHECK_S if cold.start() else None
+        next_cold = time.monotonic() + (cold_check or 0.0)
+        # Signals, reloads and stops set `_wake`; the timers here are the systemd watchdog ping (half of
+        # WatchdogSec) and the once-a-minute look at the library pages. Nothing else polls.
         watchdog = self.notifier.watchdog_interval()
+        timeout = min((t for t in (watchdog, cold_check) if t), default=None)
         while not self._stop.is_set():
-            self._wake.wait(watchdog)
+            self._wake.wait(timeout)
             self._wake.clear()
+            if cold_check and time.monotonic() >= next_cold:
+                cold.check()
+                next_cold = time.monotonic() + cold_check
             if self._reload.is_set():
                 self._reload.clear()
                 self._do_reload()
@@ -158,7 +171,8 @@ class Daemon:
     def _stats(self) -> dict[str, dict[str, float]]:
         p = self.pipeline
         out = p.component_stats() if p is not None else {}
-        out["daemon"] = {"reloads_total": float(self.reloads), "reloads_failed_total": float(self.reloads_failed)}
+        out["daemon"] = {"reloads_total": float(self.reloads), "reloads_failed_total": float(self.reloads_failed),
+                         "page_releases_total": float(self.cold.releases)}
         return out
 
     def _metrics(self) -> bytes:
