@@ -172,7 +172,8 @@ class Pipeline:
     def _make(self, kind: Kind, name: str, config: Any, index: int, registry: Registry, tag: str = "") -> Any:
         cls = registry.get(kind, name)
         ctx = PluginContext(
-            instance=f"{kind.value}.{name}.{index}", state_dir=self.state_dir, host=self.host, tag=tag, clock=self.clock
+            instance=f"{kind.value}.{name}.{index}", state_dir=self.state_dir, host=self.host, tag=tag, clock=self.clock,
+            batch_size=self.config.service.batch_size,
         )
         return cls(config, ctx)
 

@@ -38,6 +38,9 @@ class PluginContext:
     clock: Clock = field(default_factory=SystemClock)
     metrics: Any = None
     """The daemon's `agent.metrics.Metrics` when running; None in offline commands and unit tests."""
+    batch_size: int = 512
+    """For inputs: records handed downstream at once at most (`service.batch_size`). Each batch costs every
+    stage a fixed overhead (a queue hand-off, a parse and detector call each, an offset commit)."""
 
     def plugin_state_dir(self) -> Path:
         """A directory owned by this instance alone, created on demand (Vector's per-component dirs)."""

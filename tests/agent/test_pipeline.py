@@ -33,10 +33,12 @@ class TickProbe:
     def __init__(self, config: ProbeConfig, ctx: PluginContext) -> None:
         self.ticks: list[float] = []
         self.observed = 0
+        self.batch_sizes: list[int] = []
         self._lock = threading.Lock()
 
     def observe(self, records: Sequence[Record]) -> list[Score]:
         self.observed += len(records)
+        self.batch_sizes.append(len(records))
         return []
 
     def tick(self, now: float) -> list[Score]:
@@ -58,7 +60,7 @@ def registry() -> Registry:
     return reg
 
 
-def make(tmp: Path, *, tick: str, snapshot: str = "30s", shutdown: str = "30s") -> Pipeline:
+def make(tmp: Path, *, tick: str, snapshot: str = "30s", shutdown: str = "30s", batch_size: int = 512) -> Pipeline:
     (tmp / "logs").mkdir(exist_ok=True)
     cfg = tmp / "logwarden.yaml"
     cfg.write_text(f"""\
@@ -67,6 +69,7 @@ service:
   tick_interval: {tick}
   snapshot_interval: {snapshot}
   shutdown_timeout: {shutdown}
+  batch_size: {batch_size}
 pipeline:
   inputs:
     - name: tail
@@ -131,6 +134,16 @@ def test_ticks_keep_firing_while_batches_arrive(tmp_path: Path, running: list[Pi
             fh.write(lines(50, i * 50))
         wait_for(more_ticks(p, 1), timeout=10, what="a tick after a batch")
     wait_for(lambda: probe(p).observed == 250, timeout=10, what="all records observed")
+
+
+def test_the_tail_input_hands_over_batches_of_the_configured_size(tmp_path: Path, running: list[Pipeline]) -> None:
+    (tmp_path / "logs").mkdir()
+    (tmp_path / "logs" / "app.log").write_text(lines(1000))  # read in one pass: whole batches, then the rest
+    p = make(tmp_path, tick="50ms", batch_size=300)
+    p.start()
+    running.append(p)
+    wait_for(lambda: probe(p).observed == 1000, timeout=10, what="all records observed")
+    assert probe(p).batch_sizes == [300, 300, 300, 100]
 
 
 def test_stop_wakes_a_worker_sleeping_until_a_distant_timer(tmp_path: Path) -> None:

@@ -35,7 +35,6 @@ log = structlog.get_logger("logwarden.input.tail")
 CHUNK = 256 * 1024
 BUDGET = 4 * 1024 * 1024
 """Bytes read from one live file per pass before the others get their turn."""
-BATCH = 256
 _GONE = frozenset({errno.ENOENT, errno.ENOTDIR, errno.EISDIR, errno.ELOOP})
 """Errors of a path that vanished or is not a file: the next scan decides again, nothing to report."""
 CHECK_S = 2.0
@@ -468,11 +467,12 @@ class Tailer:
         if cursor is not None:
             cursor.emitted = max(cursor.emitted, offsets[-1])
         out = self._out
-        if len(out) >= BATCH and self._emit is not None:  # whole batches now; the rest goes at the pass end
-            full = len(out) - len(out) % BATCH
+        size = self.ctx.batch_size
+        if len(out) >= size and self._emit is not None:  # whole batches now; the rest goes at the pass end
+            full = len(out) - len(out) % size
             self._out = out[full:]
-            for i in range(0, full, BATCH):
-                self._emit_batch(out[i:i + BATCH])
+            for i in range(0, full, size):
+                self._emit_batch(out[i:i + size])
 
     def _decode(self, head: bytes) -> list[str]:
         enc = self.config.encoding
