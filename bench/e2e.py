@@ -57,12 +57,13 @@ def gen_lines(path: Path, n: int, seed: int, incidents: list[str]) -> int:
         return sum(1 for _ in fh)
 
 
-def pipeline_config(tmp: Path, *, detectors: str, outputs: str, logs: str, http: str = "") -> str:
+def pipeline_config(tmp: Path, *, detectors: str, outputs: str, logs: str, http: str = "", batch_size: int = 512) -> str:
     return f"""\
 service:
   state_dir: {tmp / 'state'}
   log_level: warning
   snapshot_interval: 30s
+  batch_size: {batch_size}
 {http}
 pipeline:
   inputs:
@@ -263,7 +264,8 @@ def restamp(lines: list[str]) -> list[str]:
     return [ts + line[24:] if line[:1].isdigit() else line for line in lines]
 
 
-def part_live(tmp: Path, rate: int, seconds: int, idle: int, all_detectors: bool = False) -> dict[str, Any]:
+def part_live(tmp: Path, rate: int, seconds: int, idle: int, all_detectors: bool = False,
+              batch_size: int = 512) -> dict[str, Any]:
     import psutil
 
     logs = tmp / "live"
@@ -283,7 +285,7 @@ def part_live(tmp: Path, rate: int, seconds: int, idle: int, all_detectors: bool
     cfg = tmp / "live.yaml"
     live_log = logs / "app.log"
     cfg.write_text(pipeline_config(tmp, detectors=detectors, outputs=outputs, logs=str(logs / "*.log"),
-                                   http=f"  http: {{listen: 127.0.0.1:{port}}}"))
+                                   http=f"  http: {{listen: 127.0.0.1:{port}}}", batch_size=batch_size))
     messages = [parts[4] if len(parts := line.split(None, 4)) == 5 else line for line in pool[:200_000]]
     mask_before = mask_cost(messages)  # the yardstick, before the daemon runs and after it stopped
     # Warm the tree up on normal traffic first, so only the injected templates are new.
@@ -397,6 +399,7 @@ def main() -> None:
     ap.add_argument("--skip-live", action="store_true")
     ap.add_argument("--live-detectors", choices=["novelty", "all"], default="novelty",
                     help="Detectors of the live daemon: novelty alone (the alert path), or the default four.")
+    ap.add_argument("--batch-size", type=int, default=512, help="The live daemon's service.batch_size.")
     ap.add_argument("--replay-runs", type=int, default=3, help="Replays of the same log; the best CPU time counts.")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory(prefix="lw-e2e-") as d:
@@ -420,7 +423,8 @@ def main() -> None:
                   f"{r['stage_errors']} stage errors; peak RSS "
                   f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB")
         if not args.skip_live:
-            lv = part_live(tmp, args.rate, args.live, args.idle, all_detectors=args.live_detectors == "all")
+            lv = part_live(tmp, args.rate, args.live, args.idle, all_detectors=args.live_detectors == "all",
+                           batch_size=args.batch_size)
             print(f"\n## Live tailing (`logwarden run` subprocess, detectors: {args.live_detectors})\n")
             print("| metric | measured | target |")
             print("|---|---|---|")
