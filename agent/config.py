@@ -49,7 +49,7 @@ class ServiceConfig:
     queue_size: int = opt(
         64, ge=1, doc="Batches held between the inputs and the worker before inputs wait; bounds memory under load."
     )
-    batch_size: int = opt(512, ge=1, doc="Records an input hands downstream at once.")
+    batch_size: int = opt(512, ge=1, doc="Records the tail and replay inputs hand downstream at once, at most.")
     snapshot_interval: Duration = opt(Duration(30.0), doc="How often Drain snapshots and offsets are saved.")
     tick_interval: Duration = opt(Duration(1.0), doc="How often timers run (closing time windows, retries).")
     shutdown_timeout: Duration = opt(Duration(10.0), doc="Longest time SIGTERM waits for in-flight work.")

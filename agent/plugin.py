@@ -39,8 +39,9 @@ class PluginContext:
     metrics: Any = None
     """The daemon's `agent.metrics.Metrics` when running; None in offline commands and unit tests."""
     batch_size: int = 512
-    """For inputs: records handed downstream at once at most (`service.batch_size`). Each batch costs every
-    stage a fixed overhead (a queue hand-off, a parse and detector call each, an offset commit)."""
+    """`service.batch_size`: the most records the tail input hands downstream at once (stdin hands over what
+    one pipe read held). Each batch costs every stage a fixed overhead (a queue hand-off, a parse and detector
+    call each, an offset commit)."""
 
     def plugin_state_dir(self) -> Path:
         """A directory owned by this instance alone, created on demand (Vector's per-component dirs)."""
