@@ -241,16 +241,20 @@ WARMUP_MAX_S = 240.0
 """Longest warm-up before the live measurement: learning a minute, training the forest and the swap."""
 
 
+def scrape(metrics_url: str) -> str:
+    return urllib.request.urlopen(metrics_url, timeout=10).read().decode()
+
+
 def learning(metrics_url: str) -> bool:
     """True while a detector says it is learning (the iforest before its first model), from `/metrics`."""
-    text = urllib.request.urlopen(metrics_url, timeout=10).read().decode()
+    text = scrape(metrics_url)
     return any(float(line.rsplit(" ", 1)[1]) > 0 for line in text.splitlines()
                if line.startswith("logwarden_detector_learning"))
 
 
 def anomalies(metrics_url: str) -> dict[str, float]:
     """Anomalies each detector has reported so far, from `/metrics`."""
-    text = urllib.request.urlopen(metrics_url, timeout=10).read().decode()
+    text = scrape(metrics_url)
     return {line.split('component="detector.', 1)[1].split(".", 1)[0]: float(line.rsplit(" ", 1)[1])
             for line in text.splitlines() if line.startswith("logwarden_detector_anomalies_total{")}
 
@@ -354,7 +358,7 @@ def part_live(tmp: Path, rate: int, seconds: int, idle: int, all_detectors: bool
     lines_written = pos - lines_before + injected
     time.sleep(5.0)  # let the last alerts arrive and the reader catch up
     # What the daemon says it read and handled: the CPU figure means something only if it kept up.
-    metrics = urllib.request.urlopen(metrics_url, timeout=10).read().decode()
+    metrics = scrape(metrics_url)
     handled = {name: sum(float(line.rsplit(" ", 1)[1]) for line in metrics.splitlines()
                          if line.startswith(name + "{"))
                for name in ("logwarden_input_lines_read_total", "logwarden_pipeline_records_total")}
@@ -439,7 +443,7 @@ def main() -> None:
                   f"≤ {LIVE_TARGET_RATIO:.1f} (15 µs a line where the mask costs 5 µs) |")
             print(f"| new ERROR template → webhook | p50 {lv['p50_latency_s']:.3f}s, p99 {lv['p99_latency_s']:.3f}s "
                   f"({lv['alerted']}/{lv['injected']} alerted) | p99 ≤ 1 s |")
-            print("| anomalies reported while measured (30 injected never-seen templates) | "
+            print(f"| anomalies reported while measured ({lv['injected']} injected never-seen templates) | "
                   + ", ".join(f"{k} {v:.0f}" for k, v in sorted(lv["anomalies"].items())) + " | |")
             print(f"| RSS | steady {lv['rss_steady_mb']:.0f} MB, max {lv['rss_max_mb']:.0f} MB (of the steady RSS, "
                   f"{lv['anon_steady_mb']:.0f} MB not file-backed) | ≤ 80 MB |")
