@@ -6,6 +6,7 @@ import io
 import random
 import re
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -21,7 +22,7 @@ from agent.registry import Registry
 from agent.schema import Duration
 from agent.types import Record, Score
 from plugins.detectors.params import STATE_FILE, ParamsConfig, ParamsDetector
-from plugins.detectors.paramslots import FOLD_AT, OTHER, Slot, parse_number, slot_name, to_bin
+from plugins.detectors.paramslots import FOLD_AT, OTHER, Slot, parse_number, quantile, slot_name, to_bin
 
 _NUM = re.compile(r"(?<=[=\s])[0-9][\w.%]*")
 
@@ -219,27 +220,30 @@ def _raw_state(det: ParamsDetector) -> dict[int, tuple[object, ...]]:
 
 @settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(seed=st.integers(0, 2**32 - 1), distinct=st.sampled_from([40, 900, 20_000]),
-       classify_after=st.integers(5, 60), max_templates=st.integers(2, 8), batch=st.integers(32, 3000))
+       classify_after=st.integers(5, 60), max_templates=st.integers(2, 8), batch=st.integers(32, 3000),
+       sample_after=st.sampled_from([0, 80, 2000]))
 def test_runs_count_exactly_as_one_by_one(tmp_path_factory: pytest.TempPathFactory, seed: int, distinct: int,
-                                          classify_after: int, max_templates: int, batch: int) -> None:
+                                          classify_after: int, max_templates: int, batch: int,
+                                          sample_after: int) -> None:
     """Random runs — unparsed lines (-1), templates Drain generalises mid-run, numeric and categorical slots,
-    many distinct values, slots still classifying — leave the run path (`_count` over a run inside the open
-    bucket) and the record-by-record path in the same state after every run. Whether a slot folded
-    mid-bucket depends on the draw (a slot of distinct values may classify as an id and be skipped), so it
-    is only reported here; the test below pins a run that does fold."""
+    many distinct values, slots still classifying, templates sampled past `sample_after` — leave the run
+    path (`_count` over a run inside the open bucket) and the record-by-record path in the same state after
+    every run. Whether a slot folded mid-bucket depends on the draw (a slot of distinct values may classify
+    as an id and be skipped), so it is only reported here; the test below pins a run that does fold."""
     folded = _runs_against_one_by_one(tmp_path_factory.mktemp("eq"), seed, distinct, classify_after,
-                                      max_templates, batch)
+                                      max_templates, batch, sample_after=sample_after)
     event(f"folded mid-bucket: {folded}")
 
 
 def test_runs_that_fold_mid_bucket_count_exactly_as_one_by_one(tmp_path: Path) -> None:
-    """A draw where the latency slot classifies numeric and passes FOLD_AT distinct values inside one bucket."""
+    """A draw where the latency slot classifies numeric and passes FOLD_AT distinct values inside one bucket
+    (every record counted: sampled, the bucket would not see that many distinct values)."""
     assert _runs_against_one_by_one(tmp_path, seed=2, distinct=20_000, classify_after=60, max_templates=8,
-                                    batch=500, n=14_000)
+                                    batch=500, n=14_000, sample_every=1)
 
 
 def _runs_against_one_by_one(base: Path, seed: int, distinct: int, classify_after: int, max_templates: int,
-                             batch: int, n: int = 8000) -> bool:
+                             batch: int, n: int = 8000, sample_after: int = 2000, sample_every: int = 8) -> bool:
     """Feed one random stream both ways, comparing after every run; returns whether a slot folded
     mid-bucket (FOLD_AT distinct values) and kept counting."""
     rng = random.Random(seed)
@@ -255,7 +259,7 @@ def _runs_against_one_by_one(base: Path, seed: int, distinct: int, classify_afte
         records.append(Record(tag="app", source="s", raw=f"line {i}", time=round(t, 3), template_id=tid,
                               template=text, params=params if tid >= 0 else ()))
     config = ParamsConfig(learn_for=Duration(60.0), classify_after=classify_after, max_templates=max_templates,
-                          min_count=5, min_baseline=20)
+                          min_count=5, min_baseline=20, sample_after=sample_after, sample_every=sample_every)
     runs = ParamsDetector(config, ctx(base / "runs"))
     each = ParamsDetector(config, ctx(base / "each"))
     scores_runs: list[Score] = []
@@ -274,3 +278,66 @@ def _runs_against_one_by_one(base: Path, seed: int, distinct: int, classify_afte
         [(s.key, s.start, s.score, s.title) for s in scores_each]
     assert _raw_state(runs) == _raw_state(each) and runs.counters == each.counters
     return folded
+
+
+def _one_template(n: int, status: Callable[[int], str], start: float = 1020.0) -> list[Record]:
+    """`n` records of one template over 50 s of one bucket: a latency that cycles over 1..400 ms and a status."""
+    return [Record(tag="app", source="s", raw=f"line {i}", time=start + 50.0 * i / n, template_id=7,
+                   template="GET /x took <*> status=<*>", params=(f"{1 + (i * 7919) % 400}ms", status(i)))
+            for i in range(n)]
+
+
+def _bucket(det: ParamsDetector) -> list[Slot]:
+    slots = det._templates[7].slots
+    for s in slots:
+        s.fold(det.config.max_categories)
+    return slots
+
+
+def test_past_sample_after_counted_records_stand_for_the_ones_passed_over(tmp_path: Path) -> None:
+    """40,000 records of one template in one bucket, sampled past 1,000: every record is accounted for in the
+    slot totals (up to the last gap), only about one in eight past the threshold is counted, and the share
+    and the quantiles are those of counting all — also where a status repeats with the sampler's mean
+    period (every 8th record a 503: a fixed stride would see it always or never)."""
+    n = 40_000
+    records = _one_template(n, lambda i: "503" if i % 8 == 3 else "200")
+    cfg = {"learn_for": Duration(0.0), "classify_after": 50}
+    sampled = ParamsDetector(ParamsConfig(**cfg, sample_after=1000, sample_every=8), ctx(tmp_path / "s"))
+    exact = ParamsDetector(ParamsConfig(**cfg, sample_every=1), ctx(tmp_path / "e"))
+    feed(sampled, records, batch=500)
+    feed(exact, records, batch=500)
+    (lat_s, status_s), (lat_e, status_e) = _bucket(sampled), _bucket(exact)
+    assert (lat_s.kind, status_s.kind) == ("numeric", "categorical")
+    assert exact.counters.sampled_out == 0 and status_e.cur_n == n
+    passed = sampled.counters.sampled_out
+    assert 0.8 * (n - 1000) * 7 / 8 < passed < 1.2 * (n - 1000) * 7 / 8
+    assert n - 2 * 8 < status_s.cur_n <= n + 2 * 8 and n - 2 * 8 < lat_s.cur_n <= n + 2 * 8
+    assert status_e.cur["503"] / n == 0.125
+    assert abs(status_s.cur["503"] / status_s.cur_n - 0.125) < 0.01
+    for q in (0.5, 0.95):
+        binned_s = {int(b): float(c) for b, c in lat_s.cur.items()}
+        binned_e = {int(b): float(c) for b, c in lat_e.cur.items()}
+        assert abs(quantile(binned_s, q) - quantile(binned_e, q)) <= 1  # within one bin (12%)
+    assert sampled.stats()["sampled_out"] == passed and sampled.counters.records == n
+
+
+def test_a_share_shift_fires_the_same_when_sampled(tmp_path: Path) -> None:
+    """A learned bucket of 0.5% 503s (the first, partial one only starts the clock), then one of 14%: sampled
+    and exact counting fire the same alert with shares within a point; the next bucket starts counting one
+    by one again."""
+    def normal(i: int) -> str:
+        return "503" if i % 200 == 7 else "200"
+
+    learn = _one_template(30_000, normal) + _one_template(30_000, normal, start=1080.0)
+    shift = _one_template(30_000, lambda i: "503" if i % 50 < 7 else "200", start=1140.0)
+    after = _one_template(10, lambda i: "200", start=1200.0)
+    fired = []
+    for name, every in (("sampled", 8), ("exact", 1)):
+        det = ParamsDetector(ParamsConfig(learn_for=Duration(120.0), min_baseline=200, sample_after=1000,
+                                          sample_every=every), ctx(tmp_path / name))
+        scores = feed(det, learn + shift + after, batch=500)
+        (score,) = scores
+        assert score.condition == "params:7:1" and score.evidence.params["category"] == "503"
+        fired.append(float(score.evidence.params["share"]))
+        assert det._templates[7].counted == len(after) and det._templates[7].skip == 0
+    assert fired[1] == 0.14 and abs(fired[0] - fired[1]) < 0.01
