@@ -43,12 +43,16 @@ CHECK_S = 2.0
 rename whose event was lost (inotify queue overflow, a write from another NFS client) is noticed. 2 s is
 Fluent Bit's `progress_check_interval`: half a wake-up per second idle, instead of one."""
 SAVE_S = 1.0
-COALESCE_S = 0.025
-"""Pause after a pass that read something, so a busy file is read in fewer, larger pieces (measured at 20k
-lines/s in 100 writes/s: about a quarter less reader CPU). It only adds this much latency under load."""
+COALESCE_S = 0.1
+"""Pause after a pass that read something, so a busy file is read in fewer, larger pieces. Each pass also
+wakes the pipeline's worker, and a wake costs more than its few instructions (caches gone cold while the
+thread slept: the worker's queue wait measured ~350 µs of CPU per batch at 20k lines/s). 25 ms took a
+quarter off the reader's CPU against a pass per write event; 100 ms took another 2.5–5% off the daemon's
+(side by side at 20k lines/s, bench/e2e.py). It only adds this much latency under load (the bench's p99
+went from 0.05 to 0.14 s); a line written to a quiet file is still read on its write event."""
 HOT_AFTER = 8
 """Passes in a row that read data and found the next write event already waiting after the pause: writes
-come faster than passes (40/s), so polling every `COALESCE_S` costs less than watchdog's ~0.4 ms per event."""
+come faster than passes (10/s), so polling every `COALESCE_S` costs less than watchdog's ~0.4 ms per event."""
 COOL_AFTER_S = 0.25
 """How long a polling reader keeps polling with nothing to read before it re-arms the write events."""
 
