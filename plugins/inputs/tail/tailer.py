@@ -47,7 +47,7 @@ COALESCE_S = 0.1
 """Pause after a pass that read something, so a busy file is read in fewer, larger pieces. Each pass also
 wakes the pipeline's worker, and a wake costs more than its few instructions (caches gone cold while the
 thread slept: the worker's queue wait measured ~350 µs of CPU per batch at 20k lines/s). 25 ms took a
-quarter off the reader's CPU against a pass per write event; 100 ms took another 2.5–5% off the daemon's
+quarter off the reader's CPU against a pass per write event; 100 ms took another 2.5 to 5% off the daemon's
 (side by side at 20k lines/s, bench/e2e.py). It only adds this much latency under load (the bench's p99
 went from 0.05 to 0.14 s); a line written to a quiet file is still read on its write event."""
 HOT_AFTER = 8
@@ -202,10 +202,17 @@ class Tailer:
     # -- commits (pipeline thread) ------------------------------------------------------------------
 
     def commit(self, records: Sequence[Record]) -> None:
+        if not records:
+            return
+        fids = [r.file_id for r in records]
         last: dict[str, int] = {}
-        for r in records:
-            if r.file_id:
-                last[r.file_id] = r.offset
+        if fids.count(fids[0]) == len(fids):  # one file, the usual batch: its last record's offset (a third of the loop)
+            if fids[0]:
+                last[fids[0]] = records[-1].offset
+        else:
+            for r in records:
+                if r.file_id:
+                    last[r.file_id] = r.offset
         now = self.ctx.clock.time()
         for fid, offset in last.items():
             with self._cursor_lock:
