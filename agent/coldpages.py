@@ -76,7 +76,7 @@ def file_rss(status: str = "/proc/self/status") -> int:
 
 
 class ColdPages:
-    """When to release: at start-up (`start`), then from the daemon's main loop (`check`, once a minute)
+    """When to release: at start-up (`start`), then from the daemon's main loop (`check`, every ten seconds)
     whenever the file-backed pages grew by `growth` over the level they settled at after the last release
     (measured at the first check after it, once the working set was faulted back in)."""
 

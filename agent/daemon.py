@@ -32,8 +32,10 @@ from agent.sdnotify import Notifier
 
 log = structlog.get_logger("logwarden.daemon")
 
-COLD_CHECK_S = 60.0
-"""How often the main loop looks whether new library pages (a new model's session) are worth releasing."""
+COLD_CHECK_S = 10.0
+"""How often the main loop looks whether new library pages (a new model's session) are worth releasing: a
+read of /proc/self/status. Once a minute left a new forest's session pages resident for most of a minute
+after each swap (the live bench measured 92 MB steady in one run, 80 MB in the next, by that timing alone)."""
 
 
 class Daemon:
@@ -72,7 +74,7 @@ class Daemon:
         cold_check = COLD_CHECK_S if cold.start() else None
         next_cold = time.monotonic() + (cold_check or 0.0)
         # Signals, reloads and stops set `_wake`; the timers here are the systemd watchdog ping (half of
-        # WatchdogSec) and the once-a-minute look at the library pages. Nothing else polls.
+        # WatchdogSec) and the look at the library pages every `COLD_CHECK_S`. Nothing else polls.
         watchdog = self.notifier.watchdog_interval()
         timeout = min((t for t in (watchdog, cold_check) if t), default=None)
         while not self._stop.is_set():
