@@ -45,10 +45,10 @@ Fluent Bit's `progress_check_interval`: half a wake-up per second idle, instead 
 SAVE_S = 1.0
 COALESCE_S = 0.1
 """Pause after a pass that read something, so a busy file is read in fewer, larger pieces. Each pass also
-wakes the pipeline's worker, and a wake costs more than its few instructions (caches gone cold while the
-thread slept: the worker's queue wait measured ~350 µs of CPU per batch at 20k lines/s). 25 ms took a
-quarter off the reader's CPU against a pass per write event; 100 ms took another 2.5 to 5% off the daemon's
-(side by side at 20k lines/s, bench/e2e.py). It only adds this much latency under load (the bench's p99
+wakes the pipeline's worker, and on this kind of VM a blocking queue wait and its wake-up cost 80-130 µs of
+CPU (a two-thread microbenchmark) besides what the pass itself does. 25 ms took a quarter off the reader's
+CPU against a pass per write event; 100 ms took another 2.5 to 5% off the daemon's (side by side at 20k
+lines/s, bench/e2e.py). It only adds this much latency under load (the bench's p99
 went from 0.05 to 0.14 s); a line written to a quiet file is still read on its write event."""
 HOT_AFTER = 8
 """Passes in a row that read data and found the next write event already waiting after the pause: writes
@@ -202,11 +202,9 @@ class Tailer:
     # -- commits (pipeline thread) ------------------------------------------------------------------
 
     def commit(self, records: Sequence[Record]) -> None:
-        if not records:
-            return
         fids = [r.file_id for r in records]
         last: dict[str, int] = {}
-        if fids.count(fids[0]) == len(fids):  # one file, the usual batch: its last record's offset (a third of the loop)
+        if fids and fids.count(fids[0]) == len(fids):  # one file, the usual batch: a third of the loop's cost
             if fids[0]:
                 last[fids[0]] = records[-1].offset
         else:
