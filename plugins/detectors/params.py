@@ -185,7 +185,9 @@ class ParamsDetector:
         scaled, not lost). At that volume an eighth of the values puts a share within a point and a quantile
         within one bin of what counting all gives (the tests' 40,000 records), and counting every slot of every record was the costliest per-line work of the detectors
         (about 3 µs a line, a sixth of the daemon's CPU at 20k lines/s, where most lines fall in a few
-        templates)."""
+        templates). Why not sample sooner: the share test scores weighted counts as if each were a record,
+        and a 5-point shift must stay several standard errors of the sample — at 2,000 counted it is 4.5 or
+        more for any share; at 500 a 50/50 slot would fluctuate past it a few times an hour."""
         cfg = self.config
         templates = self._templates
         max_slots, classify_after, max_categories = cfg.max_slots, cfg.classify_after, cfg.max_categories
