@@ -180,14 +180,15 @@ class ParamsDetector:
         """Count records of the open bucket (classified slots inline, pending ones via `Slot.add`); returns
         how many had a template.
 
-        Past `sample_after` records of a template in one bucket, a counted record stands for itself and the
-        next gap-1 records of its template, which are passed over (StatsD's sample rates: the count is
-        scaled, not lost). At that volume an eighth of the values puts a share within a point and a quantile
-        within one bin of what counting all gives (the tests' 40,000 records), and counting every slot of every record was the costliest per-line work of the detectors
-        (about 3 µs a line, a sixth of the daemon's CPU at 20k lines/s, where most lines fall in a few
-        templates). Why not sample sooner: the share test scores weighted counts as if each were a record,
-        and a 5-point shift must stay several standard errors of the sample — at 2,000 counted it is 4.5 or
-        more for any share; at 500 a 50/50 slot would fluctuate past it a few times an hour."""
+        Past `sample_after` records of a template in one bucket, a counted record stands for itself and the next
+        gap-1 records of its template, which are passed over (StatsD's sample rates: the count is scaled, not
+        lost). At that volume an eighth of the values puts a share within a point and a quantile within one bin
+        of what counting all gives (the tests' 40,000 records), and counting every slot of every record was the
+        costliest per-line work of the detectors (about 3 µs a line, a sixth of the daemon's CPU at 20k lines/s,
+        where most lines fall in a few templates). Why not sample sooner: the share test scores weighted counts
+        as if each were a record, and a 5-point shift must stay several standard errors of the sample — at 2,000
+        counted it is about 4.5 or more for any share (0.05 ÷ √(0.25/2000)); at 500 a 50/50 slot could fluctuate
+        past it a few times an hour."""
         cfg = self.config
         templates = self._templates
         max_slots, classify_after, max_categories = cfg.max_slots, cfg.classify_after, cfg.max_categories
