@@ -49,7 +49,7 @@ wakes the pipeline's worker, and on this kind of VM a blocking queue wait and it
 CPU (a two-thread microbenchmark) besides what the pass itself does. 25 ms took a quarter off the reader's
 CPU against a pass per write event; 100 ms took another 2.5 to 5% off the daemon's (side by side at 20k
 lines/s, bench/e2e.py). It only adds this much latency under load (the bench's p99
-went from 0.05 to 0.14 s); a line written to a quiet file is still read on its write event."""
+went from 0.05 to 0.14-0.19 s); a line written to a quiet file is still read on its write event."""
 HOT_AFTER = 8
 """Passes in a row that read data and found the next write event already waiting after the pause: writes
 come faster than passes (10/s), so polling every `COALESCE_S` costs less than watchdog's ~0.4 ms per event."""
@@ -208,9 +208,9 @@ class Tailer:
             if fids[0]:
                 last[fids[0]] = records[-1].offset
         else:
-            for r in records:
-                if r.file_id:
-                    last[r.file_id] = r.offset
+            for fid, r in zip(fids, records, strict=True):
+                if fid:
+                    last[fid] = r.offset
         now = self.ctx.clock.time()
         for fid, offset in last.items():
             with self._cursor_lock:
