@@ -93,6 +93,11 @@ class Receiver:
             def _handle(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length) if length else b""
+                if len(body) < length:
+                    # `down()` shut the connection while the body was in flight: a real server would drop
+                    # the truncated request, so it is neither recorded nor answered.
+                    self.close_connection = True
+                    return
                 req = Request(self.command, self.path, {k.lower(): v for k, v in self.headers.items()}, body,
                               time.time())
                 resp = receiver.responder(req)
