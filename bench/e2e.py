@@ -462,8 +462,8 @@ def main() -> None:
                   f"({lv['alerted']}/{lv['injected']} alerted) | p99 ≤ 1 s |")
             print(f"| anomalies reported while measured ({lv['injected']} injected never-seen templates) | "
                   + ", ".join(f"{k} {v:.0f}" for k, v in sorted(lv["anomalies"].items())) + " | |")
-            print(f"| RSS | steady {lv['rss_steady_mb']:.0f} MB, max {lv['rss_max_mb']:.0f} MB (of the steady RSS, "
-                  f"{lv['anon_steady_mb']:.0f} MB not file-backed) | ≤ 80 MB |")
+            print(f"| RSS (MiB, as ps and systemd's MemoryMax count) | steady {lv['rss_steady_mb']:.1f}, max "
+                  f"{lv['rss_max_mb']:.1f} (of the steady RSS, {lv['anon_steady_mb']:.1f} not file-backed) | ≤ 80 |")
             print(f"| idle CPU ({args.idle}s, no writes) | {lv['idle_cpu_pct']:.3f}% | ≤ 0.2% |")
 
 
