@@ -6,6 +6,7 @@ temporaries when windows close, batches, growing arrays) soon has them all carve
 where a single live small object near the top keeps megabytes of freed memory counted in RSS: 7 MB of the
 92 MB of a replay with all four detectors. Pinning the threshold keeps large blocks on mmap (one
 mmap/munmap pair each, a few per second at most). The same fix as setting `MALLOC_MMAP_THRESHOLD_`.
+`single_arena` keeps the threads' freed blocks in one pool for the same reason.
 """
 
 from __future__ import annotations
@@ -15,11 +16,13 @@ import sys
 
 M_MMAP_THRESHOLD = -3
 """mallopt parameter number from glibc's malloc.h."""
+M_ARENA_MAX = -8
+"""Likewise: the most arenas glibc creates."""
 MMAP_THRESHOLD = 128 * 1024
 """glibc's own default: pinning it only stops the dynamic increase."""
 
 
-def pin_mmap_threshold() -> bool:
+def _mallopt(param: int, value: int) -> bool:
     """True if glibc took it; False on another libc or platform (nothing to do there)."""
     if not sys.platform.startswith("linux"):
         return False
@@ -29,4 +32,21 @@ def pin_mmap_threshold() -> bool:
         return False
     mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
     mallopt.restype = ctypes.c_int
-    return bool(mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD))
+    return bool(mallopt(param, value))
+
+
+def pin_mmap_threshold() -> bool:
+    """Large blocks stay on mmap (the module's docstring says why); True if glibc took it."""
+    return _mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD)
+
+
+def single_arena() -> bool:
+    """One malloc arena for every thread; call it before threads start.
+
+    glibc gives each new thread an arena of its own on its first allocation (up to eight per core), and each
+    arena keeps the blocks freed in it for later allocations from it. The daemon's threads run Python, which holds
+    the GIL around nearly every allocation, so they almost never contend and the extra arenas only hold
+    memory apart: measured side by side at 20k lines/s with the four default detectors, 1.6 MiB less memory
+    that is not file-backed (58.1 against 59.7), the same CPU (31.0 against 31.2%). The same as setting
+    `MALLOC_ARENA_MAX=1`."""
+    return _mallopt(M_ARENA_MAX, 1)

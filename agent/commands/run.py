@@ -11,9 +11,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from agent.daemon import Daemon
-    from agent.malloc import pin_mmap_threshold
+    from agent.malloc import pin_mmap_threshold, single_arena
 
     pin_mmap_threshold()
+    single_arena()
 
     daemon = Daemon(args.config)
     config = daemon.load()  # ConfigError → exit 78 before anything starts

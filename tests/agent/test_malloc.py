@@ -41,3 +41,40 @@ def test_large_blocks_stay_mmapped_after_a_larger_one_was_freed() -> None:
         pytest.skip("not glibc >= 2.33: no mallinfo2 to observe the allocator with")
     assert _child("default") == ("False", 0)  # glibc raised its threshold: the block came from the heap
     assert _child("pin") == ("True", 1)
+
+
+ARENAS = """
+import ctypes, sys, threading
+from agent.malloc import single_arena
+
+one = single_arena() if sys.argv[1] == "one" else False
+held = []
+
+def work():
+    for _ in range(200):
+        held.append(bytearray(4096))  # over obmalloc's 512 bytes: glibc's malloc, from this thread's arena
+
+threads = [threading.Thread(target=work) for _ in range(4)]
+for t in threads:
+    t.start()
+for t in threads:
+    t.join()
+sys.stderr.flush()
+ctypes.CDLL(None).malloc_stats()  # one "Arena N:" section per arena, on stderr
+print(one)
+"""
+
+
+def _arenas(mode: str) -> tuple[str, int]:
+    out = subprocess.run([sys.executable, "-c", ARENAS, mode], capture_output=True, text=True, timeout=60, check=True)
+    return out.stdout.strip(), out.stderr.count("Arena ")
+
+
+def test_threads_allocate_from_one_arena() -> None:
+    try:
+        ctypes.CDLL(None).malloc_stats  # noqa: B018 - glibc only
+    except (OSError, AttributeError):
+        pytest.skip("not glibc: no malloc_stats to count arenas with")
+    default, one = _arenas("default"), _arenas("one")
+    assert one == ("True", 1)
+    assert default[0] == "False" and default[1] > 1  # glibc's default: each new thread its own
