@@ -173,7 +173,7 @@ class Pipeline:
         cls = registry.get(kind, name)
         ctx = PluginContext(
             instance=f"{kind.value}.{name}.{index}", state_dir=self.state_dir, host=self.host, tag=tag, clock=self.clock,
-            batch_size=self.config.service.batch_size,
+            batch_size=self.config.service.batch_size, event_time=self.event_time,
         )
         return cls(config, ctx)
 

@@ -38,6 +38,9 @@ class PluginContext:
     clock: Clock = field(default_factory=SystemClock)
     metrics: Any = None
     """The daemon's `agent.metrics.Metrics` when running; None in offline commands and unit tests."""
+    event_time: bool = False
+    """The pipeline runs on the records' own time, as fast as it reads (replay): what takes seconds of wall
+    time — a training child — spans hours of log, so a plugin that waits on wall time waits in full here."""
     batch_size: int = 512
     """`service.batch_size`: the most records the tail input hands downstream at once (stdin hands over what
     one pipe read held). Each batch costs every stage a fixed overhead (a queue hand-off, a parse and detector

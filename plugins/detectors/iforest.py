@@ -217,6 +217,21 @@ class IForestDetector:
         self._training = _Training(proc, self._state / name, self.ctx.clock.monotonic(), log_path)
         self.counters.trainings += 1
         log.info("training_started", windows=len(self._recent), pid=proc.pid, out=str(self._state / name))
+        if self.ctx.event_time:
+            self._await_training()
+
+    def _await_training(self) -> None:
+        """On the records' time (a replay) the child is waited for. Live, its few seconds are a window or two
+        learned instead of scored; a replay reads that many seconds' worth of hours of log, which were then
+        neither scored nor learned from, and a faster machine scored a different set of windows."""
+        t = self._training
+        if t is None:
+            return
+        try:
+            t.proc.wait(timeout=self.config.train_timeout.seconds)
+        except subprocess.TimeoutExpired:
+            pass  # past its timeout: _poll_training kills it and counts the failure
+        self._poll_training()
 
     def _poll_training(self) -> None:
         t = self._training

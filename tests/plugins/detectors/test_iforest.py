@@ -112,6 +112,24 @@ def test_self_baselines_in_a_child_process_and_hot_swaps(
     again.close()
 
 
+def test_on_the_records_time_the_training_child_is_waited_for(tmp_path: Path) -> None:
+    """A replay reads hours of log in the seconds a training takes: those windows must be scored by the
+    model as they would be live, not skipped because the child was still running."""
+    c = PluginContext(instance="detector.iforest.0", state_dir=tmp_path, host="h", clock=ManualClock(), event_time=True)
+    config = IForestConfig(window=SESSION, learn_windows=60, min_learn_windows=20, n_estimators=20, novelty_margin=0.0)
+    det = IForestDetector(config, c)
+    rnd = random.Random(1)
+    t = 0.0
+    for block in range(60):
+        det.observe(block_records(block, t, normal_events(rnd)))
+        t += 20.0
+        det.tick(t)
+    assert det.stats()["trainings"] == 1 and det.model is not None  # swapped in by the call that trained it
+    det.observe(block_records(999, t, [5, 22, 404]))
+    scores = det.tick(t + 100.0) + det.close()
+    assert [s.key for s in scores if s.is_anomaly] == ["blk_999"]
+
+
 _DAEMON_SIDE = """
 import json, sys
 from pathlib import Path
