@@ -32,6 +32,7 @@ import statistics
 import string
 import subprocess
 import sys
+import sysconfig
 import tempfile
 import threading
 import time
@@ -307,7 +308,7 @@ def part_live(tmp: Path, rate: int, seconds: int, idle: int, all_detectors: bool
     drain3_before = drain3_cost(messages[:LIVE_DRAIN3_LINES])
     # Warm the tree up on normal traffic first, so only the injected templates are new.
     live_log.write_text("".join(restamp(pool[:20_000])))
-    proc = subprocess.Popen([sys.executable, "-m", "agent.cli", "run", "-c", str(cfg)],
+    proc = subprocess.Popen([sys.executable, "-m", "agent.cli", "run", "-c", str(cfg)], cwd=ROOT,  # this tree's code
                             stdout=subprocess.DEVNULL, stderr=open(tmp / "live-daemon.log", "w"))  # noqa: SIM115
     ps = psutil.Process(proc.pid)
     time.sleep(5.0)
@@ -408,6 +409,20 @@ def part_live(tmp: Path, rate: int, seconds: int, idle: int, all_detectors: bool
     }
 
 
+def interpreter() -> str:
+    """Which Python ran this. The same code took 8% (replay) to 15% (live, side by side) more CPU on a
+    source build calling into a shared libpython without profile-guided optimisation (pyenv's default) than
+    on Debian's python3.11 (libpython linked into the binary, built with PGO and LTO), the interpreter the
+    README's `python3 -m venv /opt/logwarden` gives on Debian. The process's maps say which kind ran
+    (sysconfig's Py_ENABLE_SHARED is 1 for both)."""
+    try:
+        shared = "libpython" in Path("/proc/self/maps").read_text()
+    except OSError:
+        shared = bool(sysconfig.get_config_var("Py_ENABLE_SHARED"))
+    linked = "calls a shared libpython" if shared else "libpython linked in"
+    return f"{os.path.realpath(sys.executable)}, Python {sys.version.split()[0]}, {linked}"
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--lines", type=int, default=1_000_000)
@@ -421,6 +436,7 @@ def main() -> None:
     ap.add_argument("--batch-size", type=int, default=512, help="The live daemon's service.batch_size.")
     ap.add_argument("--replay-runs", type=int, default=3, help="Replays of the same log; the best CPU time counts.")
     args = ap.parse_args()
+    print(f"Interpreter: {interpreter()}")
     with tempfile.TemporaryDirectory(prefix="lw-e2e-") as d:
         tmp = Path(d)
         if not args.skip_replay:
