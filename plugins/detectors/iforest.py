@@ -38,6 +38,11 @@ from agent.windows import WindowSpec
 log = structlog.get_logger("logwarden.detector.iforest")
 
 CURRENT_FILE = "current.json"
+RETRY_FIRST_S = 60.0
+RETRY_MAX_S = 3600.0
+"""After a failed training the next waits this long, doubling with each failure in a row up to the max: a child
+that cannot succeed (a broken install, a full disk) was started again at every tick, a Python start-up and
+scikit-learn import each time."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -116,6 +121,9 @@ class IForestDetector:
         self._learn_end = 0.0
         self._training: _Training | None = None
         self._next_retrain: float | None = None
+        self._failures = 0
+        """Trainings that failed in a row."""
+        self._not_before: float | None = None
         self._seq = 0
         if not self.auto:
             self._swap(Path(config.model), record=False)
@@ -248,13 +256,21 @@ class IForestDetector:
         self._training = None
         if code != 0 or not self._swap(t.out):
             self.counters.training_failures += 1
+            self._failures += 1
+            wait = min(RETRY_FIRST_S * 2.0 ** (self._failures - 1), RETRY_MAX_S)
+            self._not_before = self.ctx.clock.monotonic() + wait
             tail = t.log_path.read_text(errors="replace")[-500:] if t.log_path.exists() else ""
-            log.error("training_failed", code=code, output=tail)
+            log.error("training_failed", code=code, output=tail, retry_in_s=wait)
             if self.config.retrain_every:
                 self._next_retrain = self.ctx.clock.monotonic() + min(self.config.retrain_every.seconds, 600.0)
+        else:
+            self._failures = 0
+            self._not_before = None
 
     def _maybe_train(self) -> None:
         if not self.auto or self._training is not None or len(self._recent) < self.config.min_learn_windows:
+            return
+        if self._not_before is not None and self.ctx.clock.monotonic() < self._not_before:
             return
         if self.model is None:
             if self._learn_start is None:

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import random
-from collections.abc import Callable
+import resource
+from collections.abc import Callable, Iterator
 from dataclasses import asdict
 from pathlib import Path
 
@@ -128,6 +130,53 @@ def test_on_the_records_time_the_training_child_is_waited_for(tmp_path: Path) ->
     det.observe(block_records(999, t, [5, 22, 404]))
     scores = det.tick(t + 100.0) + det.close()
     assert [s.key for s in scores if s.is_anomaly] == ["blk_999"]
+
+
+@contextlib.contextmanager
+def file_size_limit(limit: int) -> Iterator[None]:
+    """RLIMIT_FSIZE, inherited by child processes: a write past it fails with EFBIG, as on a full disk
+    (CPython ignores SIGXFSZ, so the write raises instead of the process being killed)."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (limit, hard))
+    try:
+        yield
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+
+
+def test_a_failing_training_is_retried_after_a_growing_wait_not_at_every_window(tmp_path: Path) -> None:
+    """A child that cannot write its bundle fails; it was started again at every tick."""
+    clock = ManualClock()
+    c = PluginContext(instance="detector.iforest.0", state_dir=tmp_path, host="h", clock=clock, event_time=True)
+    config = IForestConfig(window=SESSION, learn_windows=20, min_learn_windows=20, n_estimators=400)
+    det = IForestDetector(config, c)
+    rnd = random.Random(1)
+    t = 0.0
+
+    def feed(blocks: int) -> None:
+        nonlocal t
+        for _ in range(blocks):
+            det.observe(block_records(int(t), t, normal_events(rnd)))
+            t += 20.0
+            det.tick(t)
+
+    with file_size_limit(24 * 1024):  # the windows file (~0.2 KB a window) fits, a 400-tree model (~40 KB) not
+        feed(40)
+        assert (det.stats()["trainings"], det.stats()["training_failures"]) == (1, 1) and det.model is None
+        assert "File too large" in (c.plugin_state_dir() / "train.log").read_text()
+        clock.advance(59.0)
+        feed(5)
+        assert det.stats()["trainings"] == 1  # still waiting out the first minute
+        clock.advance(2.0)
+        feed(5)
+        assert (det.stats()["trainings"], det.stats()["training_failures"]) == (2, 2)
+        clock.advance(61.0)
+        feed(5)
+        assert det.stats()["trainings"] == 2  # the second wait is two minutes
+    clock.advance(60.0)
+    feed(5)  # the disk has room again
+    assert (det.stats()["trainings"], det.stats()["training_failures"]) == (3, 2) and det.model is not None
+    det.close()
 
 
 _DAEMON_SIDE = """
