@@ -33,6 +33,15 @@ def normal_events(rnd: random.Random) -> list[int]:
     return [5, 5, 22] + [11, 9] * rnd.randint(2, 3) + [26, 26]
 
 
+def feed_normal(det: IForestDetector, rnd: random.Random, t: float, blocks: int, first: int = 0) -> float:
+    """`blocks` normal sessions 20 s apart, each closed by the tick after it; returns the time after them."""
+    for block in range(first, first + blocks):
+        det.observe(block_records(block, t, normal_events(rnd)))
+        t += 20.0
+        det.tick(t)
+    return t
+
+
 @pytest.fixture
 def bundle(tmp_path: Path) -> Path:
     rnd = random.Random(0)
@@ -73,11 +82,7 @@ def test_self_baselines_in_a_child_process_and_hot_swaps(
                            novelty_margin=0.0, retrain_every=Duration(3600.0))
     det = IForestDetector(config, c)
     rnd = random.Random(1)
-    t = 0.0
-    for block in range(60):
-        det.observe(block_records(block, t, normal_events(rnd)))
-        t += 20.0
-        det.tick(t)
+    t = feed_normal(det, rnd, 0.0, 60)
     assert det.stats()["trainings"] == 1 and det.model is None
 
     def swapped() -> bool:
@@ -120,12 +125,7 @@ def test_on_the_records_time_the_training_child_is_waited_for(tmp_path: Path) ->
     c = PluginContext(instance="detector.iforest.0", state_dir=tmp_path, host="h", clock=ManualClock(), event_time=True)
     config = IForestConfig(window=SESSION, learn_windows=60, min_learn_windows=20, n_estimators=20, novelty_margin=0.0)
     det = IForestDetector(config, c)
-    rnd = random.Random(1)
-    t = 0.0
-    for block in range(60):
-        det.observe(block_records(block, t, normal_events(rnd)))
-        t += 20.0
-        det.tick(t)
+    t = feed_normal(det, random.Random(1), 0.0, 60)
     assert det.stats()["trainings"] == 1 and det.model is not None  # swapped in by the call that trained it
     det.observe(block_records(999, t, [5, 22, 404]))
     scores = det.tick(t + 100.0) + det.close()
@@ -155,10 +155,7 @@ def test_a_failing_training_is_retried_after_a_growing_wait_not_at_every_window(
 
     def feed(blocks: int) -> None:
         nonlocal t
-        for _ in range(blocks):
-            det.observe(block_records(int(t), t, normal_events(rnd)))
-            t += 20.0
-            det.tick(t)
+        t = feed_normal(det, rnd, t, blocks, first=int(t))
 
     with file_size_limit(24 * 1024):  # the windows file (~0.2 KB a window) fits, a 400-tree model (~40 KB) not
         feed(40)
