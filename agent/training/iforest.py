@@ -206,10 +206,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         ]
         command = shlex.join([sys.executable, "-m", "agent.training.iforest", *(argv or sys.argv[1:])])
         model_bytes, manifest = build_bundle(windows, spec, options, command=command, source=args.source)
+        write_bundle(args.out, model_bytes, manifest)  # a full disk is a reason the daemon logs, not a traceback
     except (OSError, KeyError, TypeError, ValueError, TrainingError) as exc:
         print(f"training failed: {exc}", file=sys.stderr)
         return 1
-    write_bundle(args.out, model_bytes, manifest)
     return 0
 
 
