@@ -230,8 +230,8 @@ class IForestDetector:
 
     def _await_training(self) -> None:
         """On the records' time (a replay) the child is waited for. Live, its few seconds are a window or two
-        learned instead of scored; a replay reads that many seconds' worth of hours of log, which were then
-        neither scored nor learned from, and a faster machine scored a different set of windows."""
+        learned instead of scored; in a replay they are hours of log whose windows were neither scored nor
+        learned from, and a faster machine scored a different set of windows."""
         t = self._training
         if t is None:
             return
@@ -257,7 +257,7 @@ class IForestDetector:
         if code != 0 or not self._swap(t.out):
             self.counters.training_failures += 1
             self._failures += 1
-            wait = min(RETRY_FIRST_S * 2.0 ** (self._failures - 1), RETRY_MAX_S)
+            wait = min(RETRY_FIRST_S * 2.0 ** min(self._failures - 1, 16), RETRY_MAX_S)  # 2.0**1024 overflows
             self._not_before = self.ctx.clock.monotonic() + wait
             tail = t.log_path.read_text(errors="replace")[-500:] if t.log_path.exists() else ""
             log.error("training_failed", code=code, output=tail, retry_in_s=wait)
