@@ -238,8 +238,9 @@ class IForestDetector:
         try:
             t.proc.wait(timeout=self.config.train_timeout.seconds)
         except subprocess.TimeoutExpired:
-            pass  # past its timeout: _poll_training kills it and counts the failure
-        self._poll_training()
+            t.proc.kill()  # past its timeout in real seconds, whatever the plugin's clock says
+            t.proc.wait()
+        self._poll_training()  # swaps the bundle in, or counts the failure (a killed child exits non-zero)
 
     def _poll_training(self) -> None:
         t = self._training

@@ -132,6 +132,17 @@ def test_on_the_records_time_the_training_child_is_waited_for(tmp_path: Path) ->
     assert [s.key for s in scores if s.is_anomaly] == ["blk_999"]
 
 
+def test_on_the_records_time_a_training_past_its_timeout_is_stopped(tmp_path: Path) -> None:
+    """The wait is in real seconds: a manual (or event) clock that does not move must not leave the child
+    running unwatched."""
+    c = PluginContext(instance="detector.iforest.0", state_dir=tmp_path, host="h", clock=ManualClock(), event_time=True)
+    config = IForestConfig(window=SESSION, learn_windows=20, min_learn_windows=20, train_timeout=Duration(0.01))
+    det = IForestDetector(config, c)
+    feed_normal(det, random.Random(1), 0.0, 25)  # a Python start-up alone takes longer than 10 ms
+    assert (det.stats()["trainings"], det.stats()["training_failures"]) == (1, 1)
+    assert det.model is None and det._training is None
+
+
 @contextlib.contextmanager
 def file_size_limit(limit: int) -> Iterator[None]:
     """RLIMIT_FSIZE, inherited by child processes: a write past it fails with EFBIG, as on a full disk
