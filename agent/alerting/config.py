@@ -40,6 +40,11 @@ class AlertsConfig:
     max_pending: int = opt(
         100_000, ge=1, doc="Notifications the spool holds per output; beyond it the oldest go to the dead-letter table."
     )
+    max_dead_letters: int = opt(
+        10_000, ge=1,
+        doc="Dead letters (rejected, retried out or pushed out of a full spool) kept for an operator; beyond, the "
+        "oldest are deleted, so a receiver gone for days cannot fill the disk.",
+    )
     unhealthy_after: Duration = opt(
         Duration(300.0), doc="An output failing for this long makes the daemon's health check fail."
     )

@@ -34,6 +34,8 @@ _IDLE_S = 300.0
 _RETRY_WAIT_CAP_S = 10.0
 """Longest single wait for a retry that is not due yet: `next_at` is wall time, so a clock step can make the
 computed delay wrong by any amount; the cap bounds how late that makes a retry."""
+_SPOOL_RETRY_S = 1.0
+"""Wait before touching the spool again after a write to it failed (disk full, locked by another process)."""
 
 
 @dataclass(slots=True)
@@ -71,6 +73,10 @@ class DeliveryWorker:
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._last_request = -1e18
+        self._unacked: list[int] = []
+        """Seqs the receiver accepted whose ack the spool failed to record: recorded before anything is sent
+        again, so a spool hiccup does not turn into a duplicate notification."""
+        self._spool_failures = 0
         self._thread = threading.Thread(target=self._run, name=f"deliver-{instance}", daemon=True)
 
     def start(self) -> None:
@@ -91,10 +97,12 @@ class DeliveryWorker:
         while not self._stop.is_set():
             self._wake.clear()
             try:
+                if self._unacked:
+                    self.spool.ack(self.instance, self._unacked)
+                    self._unacked = []
                 batch = self.spool.head(self.instance, self.max_batch, by_group=self.by_group)
             except Exception as exc:  # the spool's disk failing must not end delivery for good
-                log.error("spool_read_failed", output=self.instance, error=str(exc))
-                self._stop.wait(1.0)
+                self._spool_failed("read", exc)
                 continue
             if not batch:
                 # The router wakes us after every spool commit, and this thread is the spool's only reader for
@@ -102,6 +110,11 @@ class DeliveryWorker:
                 self._wake.wait(_IDLE_S)
                 continue
             delay = batch[0].next_at - time.time()
+            if delay > self.retry.cap.seconds:
+                # No backoff and no honoured Retry-After exceeds `cap`: the wall clock was stepped back after
+                # this retry was scheduled. Waiting for wall time to catch up would stall the queue for as long
+                # as the step; the receiver has been left alone for at least the intended delay anyway.
+                delay = 0.0
             if delay > 0:
                 self._stop.wait(min(delay, _RETRY_WAIT_CAP_S))
                 continue
@@ -109,7 +122,20 @@ class DeliveryWorker:
             if pace > 0:
                 self._stop.wait(pace)
                 continue
-            self._send(batch)
+            try:
+                self._send(batch)
+            except Exception as exc:  # recording the outcome failed; the thread must outlive a full disk
+                self._spool_failed("write", exc)
+                continue
+            self._spool_failures = 0
+
+    def _spool_failed(self, op: str, exc: Exception) -> None:
+        self._spool_failures += 1
+        n = self._spool_failures
+        if n & (n - 1) == 0:  # 1, 2, 4, ...: a disk full for an hour logs a dozen lines, not thousands
+            log.error("spool_write_failed" if op == "write" else "spool_read_failed", output=self.instance,
+                      error=str(exc), failures=n)
+        self._stop.wait(_SPOOL_RETRY_S)
 
     def _send(self, batch: list[Pending]) -> None:
         self._last_request = time.monotonic()
@@ -122,7 +148,6 @@ class DeliveryWorker:
         seqs = [p.seq for p in batch]
         now = time.time()
         if isinstance(result, Sent):
-            self.spool.ack(self.instance, seqs)
             self.stats.sent += len(batch)
             for p in batch:
                 lat = max(0.0, now - p.created)
@@ -131,6 +156,9 @@ class DeliveryWorker:
             if self.stats.failing_since is not None:
                 log.info("alert_delivery_recovered", output=self.instance, attempts=batch[0].attempts + 1)
                 self.stats.failing_since = None
+            self._unacked = seqs
+            self.spool.ack(self.instance, seqs)
+            self._unacked = []
             return
         if self.stats.failing_since is None:
             self.stats.failing_since = time.monotonic()

@@ -137,7 +137,7 @@ class AlertRouter:
         self.config = config
         self.host = host
         self.clock: Clock = clock or SystemClock()
-        self.spool = Spool(spool_path, max_pending=config.max_pending)
+        self.spool = Spool(spool_path, max_pending=config.max_pending, max_dead_letters=config.max_dead_letters)
         self.stats_ = RouterStats()
         self._lock = threading.Lock()
         self._global = TokenBucket(config.max_per_minute, self.clock)
@@ -384,6 +384,7 @@ class AlertRouter:
         out: dict[str, float] = {k: float(v) for k, v in dataclasses.asdict(self.stats_).items()}
         out["open"] = float(len(self._open))
         out["pending"] = float(self.spool.pending())
+        out["spool_dropped"] = float(self.spool.dropped_full)
         totals = {"sent": 0.0, "retried": 0.0, "dead_lettered": 0.0, "rejected": 0.0, "requests": 0.0,
                   "delivery_latency_seconds_sum": 0.0, "delivery_latency_seconds_max": 0.0}
         for r in self._routes:

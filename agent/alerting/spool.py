@@ -30,6 +30,7 @@ from typing import Any
 import structlog
 
 from agent.alerting.payload import alert_from_json, alert_to_json
+from agent.errors import LogwardenError
 from agent.state import set_aside
 from agent.types import Alert
 
@@ -74,13 +75,29 @@ class Pending:
 
 
 class Spool:
-    def __init__(self, path: Path, *, max_pending: int = 100_000) -> None:
+    def __init__(
+        self, path: Path, *, max_pending: int = 100_000, max_dead_letters: int = 10_000, busy_timeout_s: float = 10.0
+    ) -> None:
         self.path = path
         self.max_pending = max_pending
+        self.max_dead_letters = max_dead_letters
+        self.busy_timeout_s = busy_timeout_s
+        self.dropped_full = 0
+        """Notifications pushed out of a full spool (oldest first) since start."""
         self._lock = threading.Lock()
         path.parent.mkdir(parents=True, exist_ok=True)
         try:
-            self._db = self._open(path)
+            self._db = self._open(path, busy_timeout_s)
+        except sqlite3.OperationalError as exc:
+            # Locked, busy, unopenable or an I/O error says nothing about the file's content: setting it aside
+            # (and deleting its WAL) would hide or lose the pending alerts of a healthy spool, e.g. one held by a
+            # second daemon on the same state_dir. Refuse to start instead, naming the file.
+            if exc.sqlite_errorcode & 0xFF in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED):
+                raise LogwardenError(
+                    f"{path}: the alert spool is locked by another process (is another logwarden using this "
+                    "state_dir?)"
+                ) from None
+            raise LogwardenError(f"{path}: the alert spool cannot be opened: {exc}") from None
         except sqlite3.DatabaseError as exc:
             # A spool we cannot read must not stop alerting: keep it for inspection and start empty.
             kept = set_aside(path)
@@ -88,11 +105,11 @@ class Spool:
                 with contextlib.suppress(FileNotFoundError):
                     Path(str(path) + suffix).unlink()
             log.error("spool_set_aside", path=str(path), kept=str(kept), error=str(exc))
-            self._db = self._open(path)
+            self._db = self._open(path, busy_timeout_s)
 
     @staticmethod
-    def _open(path: Path) -> sqlite3.Connection:
-        db = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False, timeout=10.0)
+    def _open(path: Path, busy_timeout_s: float) -> sqlite3.Connection:
+        db = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False, timeout=busy_timeout_s)
         try:
             db.execute("PRAGMA journal_mode=WAL")
             db.execute("PRAGMA synchronous=FULL")
@@ -177,32 +194,40 @@ class Spool:
             "SELECT seq FROM deliveries WHERE output=? ORDER BY seq LIMIT ?", (output, excess)
         )]
         self._dead_letter(db, output, seqs, "spool full: oldest pending notification dropped", now)
-        log.error("spool_full", output=output, dropped=len(seqs), max_pending=self.max_pending)
+        before, self.dropped_full = self.dropped_full, self.dropped_full + len(seqs)
+        if before.bit_length() != self.dropped_full.bit_length():  # at 1, 2, 4, 8, ... drops: not one per alert
+            log.error("spool_full", output=output, dropped=self.dropped_full, max_pending=self.max_pending)
 
     def head(self, output: str, limit: int, *, by_group: bool) -> list[Pending]:
         """The oldest pending notifications of an output: its next request, in order.
 
-        With `by_group` only the head's window group is taken, so one message carries one window.
+        With `by_group` only the head's window group is taken, so one message carries one window. Unreadable
+        rows are dead-lettered on the way; an empty answer means nothing readable is pending, since the
+        delivery thread then sleeps until the next commit wakes it.
         """
-        with self._lock:
-            rows = self._db.execute(
-                "SELECT d.seq, n.grp, n.created, d.attempts, d.next_at, n.body FROM deliveries d "
-                "JOIN notifications n ON n.seq = d.seq WHERE d.output=? ORDER BY d.seq LIMIT ?",
-                (output, limit),
-            ).fetchall()
-        out: list[Pending] = []
-        for seq, grp, created, attempts, next_at, body in rows:
-            if out and by_group and grp != out[0].grp:
-                break
-            try:
-                alert = alert_from_json(body)
-            except ValueError as exc:
-                with self._tx() as db:
-                    self._dead_letter(db, output, [seq], f"unreadable spool row: {exc}", 0.0)
-                log.error("spool_row_unreadable", output=output, seq=seq, error=str(exc))
-                break
-            out.append(Pending(seq, grp, created, attempts, next_at, alert))
-        return out
+        while True:
+            with self._lock:
+                rows = self._db.execute(
+                    "SELECT d.seq, n.grp, n.created, d.attempts, d.next_at, n.body FROM deliveries d "
+                    "JOIN notifications n ON n.seq = d.seq WHERE d.output=? ORDER BY d.seq LIMIT ?",
+                    (output, limit),
+                ).fetchall()
+            out: list[Pending] = []
+            skipped = False
+            for seq, grp, created, attempts, next_at, body in rows:
+                if out and by_group and grp != out[0].grp:
+                    break
+                try:
+                    alert = alert_from_json(body)
+                except ValueError as exc:
+                    with self._tx() as db:
+                        self._dead_letter(db, output, [seq], f"unreadable spool row: {exc}", 0.0)
+                    log.error("spool_row_unreadable", output=output, seq=seq, error=str(exc))
+                    skipped = True
+                    break  # what follows belongs to the next request, read afresh
+                out.append(Pending(seq, grp, created, attempts, next_at, alert))
+            if out or not skipped:
+                return out
 
     def ack(self, output: str, seqs: Sequence[int]) -> None:
         with self._tx(durable=False) as db:
@@ -229,6 +254,10 @@ class Spool:
                 (reason[:4000], now, output, seq),
             )
             db.execute("DELETE FROM deliveries WHERE output=? AND seq=?", (output, seq))
+        # Moving rows from `deliveries` to here frees nothing: bound the table, or a receiver gone for days
+        # fills the disk through it. The ids only grow, so this keeps the newest `max_dead_letters`.
+        db.execute("DELETE FROM dead_letter WHERE id <= (SELECT MAX(id) FROM dead_letter) - ?",
+                   (self.max_dead_letters,))
         self._collect(db, seqs)
 
     @staticmethod
