@@ -48,13 +48,24 @@ def clip(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - len(TRUNCATED)] + TRUNCATED
 
 
+def clip_mrkdwn(text: str, limit: int) -> str:
+    """`clip` for escaped text: a cut through `&amp;` would leave a stray `&am` for Slack to show."""
+    if len(text) <= limit:
+        return text
+    cut = text[: limit - len(TRUNCATED)]
+    amp = cut.rfind("&", max(0, len(cut) - 4))
+    if amp != -1 and ";" not in cut[amp:]:
+        cut = cut[:amp]
+    return cut + TRUNCATED
+
+
 def code_block(lines: Sequence[str], limit: int = MAX_SECTION) -> str:
     """A ``` block of whole lines within `limit` characters, ending with a marker naming what was cut."""
     fence_len = len("```\n") + len("\n```")
     kept: list[str] = []
     used = fence_len
     for i, raw in enumerate(lines):
-        line = clip(escape(raw), 500)
+        line = clip_mrkdwn(escape(raw), 500)
         rest = len(lines) - i - 1
         marker = f"… {rest} more lines truncated" if rest else ""
         need = len(line) + 1 + (len(marker) + 1 if marker else 0)
@@ -67,7 +78,7 @@ def code_block(lines: Sequence[str], limit: int = MAX_SECTION) -> str:
 
 
 def _section(text: str) -> dict[str, Any]:
-    return {"type": "section", "text": {"type": "mrkdwn", "text": clip(text, MAX_SECTION)}}
+    return {"type": "section", "text": {"type": "mrkdwn", "text": clip_mrkdwn(text, MAX_SECTION)}}
 
 
 def _alert_blocks(alert: Alert, max_lines: int, *, with_title: bool) -> list[dict[str, Any]]:
@@ -86,7 +97,7 @@ def _alert_blocks(alert: Alert, max_lines: int, *, with_title: bool) -> list[dic
     ]
     blocks.append({
         "type": "section",
-        "fields": [{"type": "mrkdwn", "text": clip(f"*{k}*\n{escape(v)}", MAX_FIELD)} for k, v in fields][:MAX_FIELDS],
+        "fields": [{"type": "mrkdwn", "text": clip_mrkdwn(f"*{k}*\n{escape(v)}", MAX_FIELD)} for k, v in fields][:MAX_FIELDS],
     })
     ev = alert.evidence
     if ev.templates:
@@ -102,7 +113,7 @@ def _alert_blocks(alert: Alert, max_lines: int, *, with_title: bool) -> list[dic
         blocks.append(_section("*Parameters* " + escape(params)))
     blocks.append({
         "type": "context",
-        "elements": [{"type": "mrkdwn", "text": clip(f"fingerprint `{alert.fingerprint}` · id `{alert.id}`", MAX_SECTION)}],
+        "elements": [{"type": "mrkdwn", "text": clip_mrkdwn(escape(f"fingerprint `{alert.fingerprint}` · id `{alert.id}`"), MAX_SECTION)}],
     })
     return blocks
 
@@ -126,11 +137,14 @@ def slack_payload(alerts: Sequence[Alert], max_lines: int = 20) -> dict[str, Any
         shown += 1
     if shown < len(alerts):
         blocks.append(_section(f"… {len(alerts) - shown} more alerts in this window not shown"))
+    # The fallback `text` is mrkdwn too (it is what notifications and some clients show): unescaped, a log
+    # line's `<!channel>` would page a whole channel and `<http://x|y>` would render as a link.
     lines = [
-        f"[{'RESOLVED' if a.status is AlertStatus.RESOLVED else a.severity.value.upper()}] {a.title}: {a.summary}"
+        f"[{'RESOLVED' if a.status is AlertStatus.RESOLVED else a.severity.value.upper()}] "
+        f"{escape(a.title)}: {escape(a.summary)}"
         for a in alerts
     ]
-    return {"text": clip("\n".join(lines), MAX_TEXT), "blocks": blocks}
+    return {"text": clip_mrkdwn("\n".join(lines), MAX_TEXT), "blocks": blocks}
 
 
 class SlackOutput:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -82,3 +83,39 @@ def test_delivery_and_rate_limit_answers(tmp_path: Path, receiver: Receiver) -> 
     assert isinstance(limited, Retry) and limited.after_s == 2.0
     assert isinstance(invalid, Rejected) and "invalid_blocks" in invalid.reason
     assert SlackOutput.preflight(SlackConfig(webhook_url="")) != []
+
+
+def mrkdwn_texts(payload: dict[str, Any]) -> list[str]:
+    """Every string Slack parses as mrkdwn: the top-level `text` and the mrkdwn objects of the blocks."""
+    found = [payload["text"]]
+
+    def walk(node: Any) -> None:
+        if isinstance(node, dict):
+            if node.get("type") == "mrkdwn":
+                found.append(node["text"])
+            for v in node.values():
+                walk(v)
+        elif isinstance(node, list):
+            for v in node:
+                walk(v)
+
+    walk(payload["blocks"])
+    return found
+
+
+def test_log_text_cannot_inject_mentions_or_links_and_entities_survive_truncation(
+    tmp_path: Path, receiver: Receiver
+) -> None:
+    hostile = alert(1, title="<!channel> disk <http://evil.example|full> & <@U123>")
+    hostile.summary = "&" * 2000 + "<b>"  # escaped it is five times longer than any limit
+    hostile.evidence.samples = ["x" * 300 + "&<>" * 400, "\x00\x07 ctl \u202e bidi \U0001f525 é"]
+    ctx = PluginContext(instance="output.slack.0", state_dir=tmp_path, host="h")
+    out = SlackOutput(SlackConfig(webhook_url=receiver.url + "/services/T/B/secret"), ctx)
+    assert isinstance(out.deliver([hostile]), Sent)
+    payload = receiver.accepted[0].json()  # what went over the wire, decoded by a real JSON parser
+    check_block_kit_limits(payload)
+    for text in mrkdwn_texts(payload):
+        assert "<" not in text and ">" not in text, text[:200]
+        assert re.fullmatch(r"(?:[^&]|&(?:amp|lt|gt);)*", text, re.S), "a cut entity: " + text[-20:]
+    assert "&lt;!channel&gt;" in payload["text"]
+    assert "\U0001f525 é" in str(payload["blocks"])
