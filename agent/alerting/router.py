@@ -26,6 +26,7 @@ import copy
 import dataclasses
 import fnmatch
 import hashlib
+import re
 import threading
 import time
 from collections.abc import Sequence
@@ -58,11 +59,24 @@ def fingerprint(score: Score) -> str:
     return hashlib.sha256(ident.encode("utf-8", "replace")).hexdigest()[:16]
 
 
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def clean(text: str) -> str:
+    """Replace lone surrogates (a JSON log line's `\\ud800` decodes to one) with U+FFFD.
+
+    UTF-8 cannot encode them, so one would make the spool write raise on every retry of the batch (the
+    pipeline then stops committing that input's offsets) and every output's request body fail.
+    """
+    return text if text.isascii() else _SURROGATE.sub("\ufffd", text)
+
+
 def trim_evidence(ev: Evidence, max_templates: int, max_samples: int) -> Evidence:
     return Evidence(
-        templates=[dataclasses.replace(t, template=t.template[:MAX_SAMPLE_CHARS]) for t in ev.templates[:max_templates]],
-        samples=[s[:MAX_SAMPLE_CHARS] for s in ev.samples[:max_samples]],
-        params={k[:100]: v[:200] for k, v in list(ev.params.items())[:MAX_PARAMS]},
+        templates=[dataclasses.replace(t, template=clean(t.template[:MAX_SAMPLE_CHARS]))
+                   for t in ev.templates[:max_templates]],
+        samples=[clean(s[:MAX_SAMPLE_CHARS]) for s in ev.samples[:max_samples]],
+        params={clean(k[:100]): clean(v[:200]) for k, v in list(ev.params.items())[:MAX_PARAMS]},
     )
 
 
@@ -188,19 +202,19 @@ class AlertRouter:
         return [r for r in self._routes if fnmatch.fnmatchcase(tag, r.match)]
 
     def _new_alert(self, s: Score, fp: str, tag: str) -> Alert:
-        labels = {"stream": s.stream, "window": s.key}
+        labels = {"stream": clean(s.stream), "window": clean(s.key)}
         if tag:
-            labels["tag"] = tag
+            labels["tag"] = clean(tag)
         return Alert(
             fingerprint=fp,
             status=AlertStatus.FIRING,
             severity=s.severity,
-            title=(s.title or f"{s.detector} anomaly on {s.stream}")[:MAX_TITLE],
-            summary=(s.summary or f"score {s.score:.3g} over threshold {s.threshold:.3g}")[:MAX_SUMMARY],
+            title=clean((s.title or f"{s.detector} anomaly on {s.stream}")[:MAX_TITLE]),
+            summary=clean((s.summary or f"score {s.score:.3g} over threshold {s.threshold:.3g}")[:MAX_SUMMARY]),
             evidence=trim_evidence(s.evidence, self.config.max_templates, self.config.max_samples),
-            host=self.host,
-            source=s.source,
-            detector=s.detector,
+            host=clean(self.host),
+            source=clean(s.source),
+            detector=clean(s.detector),
             score=float(s.score),
             threshold=float(s.threshold),
             first_seen=s.start,
@@ -244,8 +258,8 @@ class AlertRouter:
                     entry.seen_at = now
                     if s.severity.rank > a.severity.rank:
                         a.severity = s.severity
-                        a.title = (s.title or a.title)[:MAX_TITLE]
-                        a.summary = (s.summary or a.summary)[:MAX_SUMMARY]
+                        a.title = clean((s.title or a.title)[:MAX_TITLE])
+                        a.summary = clean((s.summary or a.summary)[:MAX_SUMMARY])
                         notify = True
                         self.stats_.escalations += 1
                     elif entry.notified_at is None or now - entry.notified_at >= self.config.cooldown.seconds:
@@ -322,7 +336,8 @@ class AlertRouter:
         entry.outputs = sorted(set(entry.outputs) | set(targets))
         for inst in targets:
             entry.resent_at[inst] = entry.notified_at
-        grp = hashlib.sha1(f"{s.stream}\x1f{s.key}\x1f{s.start}\x1f{s.end}".encode(), usedforsecurity=False)
+        grp = hashlib.sha1(f"{s.stream}\x1f{s.key}\x1f{s.start}\x1f{s.end}".encode("utf-8", "surrogatepass"),
+                           usedforsecurity=False)
         return Notification(copy.deepcopy(entry.alert), grp.hexdigest()[:16], targets)
 
     def _wake(self, notes: Sequence[Notification]) -> None:

@@ -213,3 +213,24 @@ def test_a_flood_of_distinct_conditions_is_capped_and_notified_ones_are_kept(tmp
     again, _ = make(tmp_path, clock, max_open=5, max_per_minute=2)
     assert {a.fingerprint for a in again.open_alerts()} == kept
     again.close(5.0)
+
+
+def test_a_lone_surrogate_from_a_json_log_line_is_replaced_not_a_poison_alert(
+    tmp_path: Path, waiter: Callable[..., None]
+) -> None:
+    # json.loads('"\\ud800"') yields a lone surrogate: a JSON log line can put one in a template or sample,
+    # which UTF-8 (SQLite, HTTP bodies, files) cannot encode.
+    bad = json.loads('"disk \\ud800 full"')
+    s = score(cond="surrogate", key=json.loads('"w\\udcff"'))  # a window key taken from a log field
+    s.title = bad
+    s.evidence = Evidence([TemplateEvidence(1, bad, 3.0, 1.0)], [bad], {bad: bad})
+    clock = ManualClock()
+    router, out_path = make(tmp_path, clock)
+    (created,) = router.submit([s], tag="app")
+    router.start()
+    waiter(lambda: router.stats()["sent"] == 1, what="the alert to reach the file")
+    router.close(2.0)
+    (doc,) = [json.loads(line) for line in out_path.read_text(encoding="utf-8").splitlines()]
+    assert doc["title"] == "disk \ufffd full" and doc["evidence"]["templates"][0]["template"] == "disk \ufffd full"
+    assert doc["evidence"]["samples"] == ["disk \ufffd full"] and doc["id"] == created.id
+    assert doc["labels"]["window"] == "w\ufffd"
