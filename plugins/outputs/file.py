@@ -77,7 +77,8 @@ class FileOutput:
     def _open(self) -> IO[bytes]:
         if self._fh is None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._fh = open(self.path, "ab")  # noqa: SIM115 - held open across batches, closed in stop()
+            # Unbuffered: `_write` must know exactly how much of a batch reached the file (see there).
+            self._fh = open(self.path, "ab", buffering=0)  # noqa: SIM115 - held open across batches, closed in stop()
             self._size = self._fh.tell()
         return self._fh
 
@@ -106,10 +107,20 @@ class FileOutput:
             if limit is not None and self._size > 0 and self._size + len(data) > limit.bytes:
                 self._rotate()
                 fh = self._open()
-            fh.write(data)
-            fh.flush()
-            if self.config.fsync:
-                os.fsync(fh.fileno())
+            start = os.fstat(fh.fileno()).st_size  # not `_size`: a copytruncate may have shrunk the file
+            try:
+                view = memoryview(data)
+                while view:
+                    n = fh.write(view)
+                    view = view[n or 0:]
+                if self.config.fsync:
+                    os.fsync(fh.fileno())
+            except OSError:
+                # A full disk accepts part of a batch before failing. The caller retries the whole batch, so
+                # the part must go: left in place it would be a torn line followed by duplicates.
+                with contextlib.suppress(OSError):
+                    os.ftruncate(fh.fileno(), start)
+                raise
             self._size += len(data)
             self.bytes_written += len(data)
 

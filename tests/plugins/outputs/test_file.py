@@ -1,6 +1,10 @@
 from __future__ import annotations
 
+import errno
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 from agent.alerting.payload import SCHEMA_VERSION, alert_from_dict
@@ -84,3 +88,47 @@ def test_unwritable_target_is_retried_not_raised_for_alerts(tmp_path: Path) -> N
 def test_preflight_refuses_a_directory_and_accepts_a_new_path(tmp_path: Path) -> None:
     assert FileOutput.preflight(FileConfig(path=str(tmp_path))) == [("path", "is a directory")]
     assert FileOutput.preflight(FileConfig(path=str(tmp_path / "new" / "x.jsonl"))) == []
+
+
+_FULL_DISK_CHILD = """
+import json, resource, signal, sys
+from pathlib import Path
+from agent.plugin import PluginContext
+from plugins.outputs.file import FileConfig, FileOutput
+from tests.plugins.outputs.test_file import _alert
+
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # the kernel then fails the write with EFBIG, like ENOSPC
+path = Path(sys.argv[1])
+out = FileOutput(FileConfig(path=str(path)), PluginContext(instance="output.file.0", state_dir=path.parent, host="h"))
+out.start()
+_, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+first = out.deliver([_alert(i) for i in range(3)])
+resource.setrlimit(resource.RLIMIT_FSIZE, (path.stat().st_size + 1000, hard))  # the disk fills mid-batch
+full = out.deliver([_alert(i) for i in range(3, 20)])
+resource.setrlimit(resource.RLIMIT_FSIZE, (hard, hard))  # space freed: the spool retries the same batch
+again = out.deliver([_alert(i) for i in range(3, 20)])
+records_full = None
+resource.setrlimit(resource.RLIMIT_FSIZE, (path.stat().st_size + 100, hard))
+try:
+    out.write_records([_record(i) for i in range(50)])
+except OSError as exc:
+    records_full = exc.errno
+resource.setrlimit(resource.RLIMIT_FSIZE, (hard, hard))
+out.stop()
+print(json.dumps([type(r).__name__ for r in (first, full, again)] + [records_full]))
+"""
+
+
+def test_a_disk_filling_mid_batch_leaves_no_torn_line_and_no_duplicate(tmp_path: Path) -> None:
+    """A write cut short by a full disk must not leave half a batch behind the retry of the whole batch."""
+    path = tmp_path / "alerts.jsonl"
+    root = Path(__file__).resolve().parents[3]
+    child = _FULL_DISK_CHILD.replace("import _alert", "import _alert, _record")
+    done = subprocess.run([sys.executable, "-c", child, str(path)], cwd=root, capture_output=True, text=True,
+                          timeout=60, env={**os.environ, "PYTHONPATH": str(root)})
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert json.loads(done.stdout.splitlines()[-1]) == ["Sent", "Retry", "Sent", errno.EFBIG]
+    lines = path.read_bytes().split(b"\n")
+    assert lines[-1] == b""  # ends at a line boundary
+    docs = [json.loads(line) for line in lines[:-1]]  # no torn line
+    assert [d["id"] for d in docs] == [f"fp{i}-{i}" for i in range(20)]  # each alert once, in order
