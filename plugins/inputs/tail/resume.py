@@ -35,6 +35,7 @@ MAX_ORPHANS = 256
 class Resumer:
     def __init__(self, tailer: Tailer) -> None:
         self.t = tailer
+        self._seen_before: set[str] | None = None
 
     def _valid(self, fd: int, entry: Entry, size: int) -> bool:
         if entry.offset > size or read_fingerprint(fd, self.t.fp_limit) != entry.fp:
@@ -51,16 +52,32 @@ class Resumer:
             log.info("offset_invalidated", path=f.path, offset=entry.offset, size=size)
             self.recover_copy(entry.path, entry.fp, entry.offset, entry.marker, entry.offset, skip={f.key})
             return 0
-        if first_scan and self.t.config.read_from == "end" and not self._appeared_while_stopped(st):
+        if first_scan and self.t.config.read_from == "end" and not self._appeared_while_stopped(f.path, st):
             self._remember_end(f, size)
             return size
         return 0
 
-    def _appeared_while_stopped(self, st: os.stat_result) -> bool:
+    def _appeared_while_stopped(self, path: str, st: os.stat_result) -> bool:
         """A file created after we last saved offsets would have been read from its start had we been
-        running; `read_from: end` is for files that predate us, not for what we missed while down."""
+        running; `read_from: end` is for files that predate us, not for what we missed while down.
+
+        The ctime also moves on every write, so it only tells "created while we were down" for a file the
+        last run's globs match: a busy log whose pattern was just added to the config is new to us, and is
+        followed from its end like any file found at a first start."""
         entries = self.t.store.entries()
-        return bool(entries) and st.st_ctime > max(e.seen for e in entries)
+        if not entries or st.st_ctime <= max(e.seen for e in entries):
+            return False
+        return path in self._matched_before()
+
+    def _matched_before(self) -> set[str]:
+        """Paths the last run's globs match now (all of this run's when its offsets did not say)."""
+        if self._seen_before is None:
+            before = self.t.store.loaded_globs
+            if before is None:
+                self._seen_before = set(discovery.expand(self.t.config.path, self.t.config.exclude).files)
+            else:
+                self._seen_before = set(discovery.expand(before["path"], before["exclude"]).files)
+        return self._seen_before
 
     def _remember_end(self, f: TailFile, size: int) -> None:
         """Skipping to the end is a decision to keep: save it, or the next start would skip again."""

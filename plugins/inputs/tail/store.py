@@ -52,6 +52,10 @@ class OffsetStore:
         self.scanned_at = 0.0
         """Wall time of the last directory scan: files renamed after it were never seen by us."""
         self.loaded_scanned_at = 0.0
+        self.globs: dict[str, list[str]] = {}
+        """This run's `path` and `exclude` patterns, saved so the next run knows which files we could see."""
+        self.loaded_globs: dict[str, list[str]] | None = None
+        """The last run's patterns; None when its offsets file predates them (or there was none)."""
 
     def load(self) -> None:
         if not self.path.exists():
@@ -60,6 +64,11 @@ class OffsetStore:
             doc = read_json_state(self.path, KIND, {VERSION})
             entries = {e["file_id"]: Entry(**e) for e in doc.get("entries", [])}
             scanned_at = float(doc.get("scanned_at", 0.0))
+            globs = doc.get("globs")
+            loaded_globs = (
+                {k: [str(p) for p in globs.get(k, [])] for k in ("path", "exclude")}
+                if isinstance(globs, dict) and globs.get("path") else None
+            )
         except (StateError, TypeError, KeyError) as exc:
             kept = set_aside(self.path)
             log.warning("offsets_refused", path=str(self.path), kept=str(kept), error=str(exc))
@@ -68,6 +77,7 @@ class OffsetStore:
             self._entries = entries
             self._seq = max((e.seq for e in entries.values()), default=0)
             self.loaded_scanned_at = scanned_at
+            self.loaded_globs = loaded_globs
 
     def entries(self) -> list[Entry]:
         with self._lock:
@@ -139,6 +149,7 @@ class OffsetStore:
                 return True
             body: dict[str, Any] = {
                 "scanned_at": self.scanned_at or self.loaded_scanned_at,
+                "globs": self.globs or self.loaded_globs,
                 "entries": [asdict(e) for e in self._entries.values()],
             }
             self._dirty = False

@@ -66,6 +66,8 @@ class Tailer:
         self.fp_limit = min(FINGERPRINT_MAX, config.max_line_size.bytes)
         self._ml = MultilineRules(config.multiline) if config.multiline is not None else None
         self.store = OffsetStore(ctx.plugin_state_dir() / "offsets.json")
+        self.store.globs = {"path": [os.path.abspath(p) for p in config.path],
+                            "exclude": list(config.exclude)}
         self.files: dict[tuple[int, int], TailFile] = {}
         self.active: dict[str, tuple[int, int]] = {}
         self._cursors: dict[str, Cursor] = {}

@@ -229,3 +229,21 @@ def test_a_copy_that_got_a_forgotten_files_inode_number_is_not_read_again(harnes
     store.update(FileId(st.st_dev, st.st_ino, "0123456789abcdef"), 5, None, str(log), time.time() + 60)
     assert store.save()
     assert _run(harness, drain) == []
+
+
+def test_read_from_end_applies_to_a_busy_file_that_a_new_pattern_adds(harness: Harness, drain: Drain) -> None:
+    """A file the last run's globs did not match was not missed while we were down, however recently it was
+    written: adding its pattern (a restart or a reload) follows it from its end, not from years of backlog."""
+    a, b = harness.dir / "a.log", harness.dir / "b.log"
+    append(a, "a-old\n")
+    append(b, "b-old\n")
+    earlier = ManualClock(os.stat(b).st_ctime - 3600.0)  # the last run saved its offsets an hour ago
+    assert _run(harness, drain, read_from="end", path=[str(a)], clock=earlier) == []
+    append(b, "b-written-while-stopped\n")
+    append(harness.dir / "c.log", "c-created-while-stopped\n")
+    inp, sink = harness.make(read_from="end", path=[str(harness.dir / "a.log"), str(harness.dir / "[bc].log")])
+    drain(inp)
+    append(b, "b-new\n")
+    drain(inp)
+    harness.stop(inp)
+    assert sink.lines() == ["b-new"]
