@@ -4,7 +4,7 @@ The head of an output's queue blocks the rest (head-of-line), which is what make
 output: a notification is sent only once everything spooled before it for that output was acknowledged
 or dead-lettered. Backoff is exponential with full jitter (a uniform delay in [0, min(cap, base·2^n)]), so
 many agents recovering from one receiver outage do not retry in lock-step; a receiver's `Retry-After`
-replaces the computed delay (capped by `cap`). Retry times are wall-clock seconds persisted in the spool,
+replaces the computed delay (at least `base`, at most `cap`). Retry times are wall-clock seconds persisted in the spool,
 so a restart keeps honouring them.
 
 Waits use real time on purpose: retries are about a remote receiver, not about the pipeline's clock.
@@ -188,6 +188,8 @@ class DeliveryWorker:
     def backoff(self, attempts: int, after_s: float | None) -> float:
         cap = self.retry.cap.seconds
         if after_s is not None:
-            return max(_MIN_DELAY_S, min(after_s, cap))
+            # Never sooner than `base`: a Retry-After date already past on our clock (the receiver's clock is
+            # behind) or a literal 0 would otherwise retry a rate-limiting receiver in a 10 ms loop.
+            return max(_MIN_DELAY_S, min(cap, self.retry.base.seconds), min(after_s, cap))
         ceiling = min(cap, self.retry.base.seconds * (2.0 ** min(attempts - 1, 60)))
         return max(_MIN_DELAY_S, self._rng.uniform(0.0, ceiling))

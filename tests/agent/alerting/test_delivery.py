@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import random
 import threading
@@ -176,3 +177,20 @@ def test_unreadable_spool_is_set_aside_and_a_fresh_one_used(tmp_path: Path) -> N
     assert spool.pending() == 0
     assert list(tmp_path.glob("spool.db.rejected-*"))
     spool.close()
+
+
+def test_a_retry_after_date_already_past_does_not_turn_retries_into_a_tight_loop(
+    tmp_path: Path, receiver: Receiver, waiter: Callable[..., None]
+) -> None:
+    # A receiver whose clock is behind ours sends a Retry-After date that is already past for us: read
+    # literally that is "retry now", and a rate-limiting receiver would get ~100 requests a second.
+    past = "Thu, 01 Jan 1970 00:00:01 GMT"
+    receiver.responder = Script([Response(429, b"slow down", (("Retry-After", past),))] * 3)
+    router = router_for(tmp_path, receiver, RetryConfig(base=Duration(0.3), cap=Duration(1.0)))
+    router.start()
+    (created,) = router.submit([score(0)])
+    waiter(lambda: router.stats()["sent"] == 1, timeout=10, what="delivery after three 429s")
+    router.close(2.0)
+    at = [r.at for r in receiver.requests]
+    assert len(at) == 4 and [r.headers["idempotency-key"] for r in receiver.accepted] == [created.id]
+    assert all(b - a >= 0.29 for a, b in itertools.pairwise(at))  # never sooner than retry.base
