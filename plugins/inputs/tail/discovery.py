@@ -62,30 +62,43 @@ def expand(patterns: list[str], excludes: list[str]) -> Found:
     return found
 
 
-def _siblings(directory: str, original: str) -> list[tuple[str, os.stat_result]]:
-    """Regular, uncompressed files beside `original` that share its stem, newest first."""
-    stem = os.path.basename(original).split(".", 1)[0]
-    out: list[tuple[str, os.stat_result]] = []
-    try:
-        entries = list(os.scandir(directory))
-    except OSError:
-        return out
-    for e in entries:
-        if e.path == original or not e.name.startswith(stem) or e.name.endswith(_COMPRESSED):
-            continue
+def _names(original: str) -> list[str]:
+    """`original`, and the file it links to when it is a symlink: rotation renames or copies the target,
+    beside the target (Kubernetes' /var/log/containers/*.log link to the pods' files)."""
+    real = os.path.realpath(original)
+    return [original] if real == original else [original, real]
+
+
+def _siblings(original: str) -> list[tuple[str, str, os.stat_result]]:
+    """Regular, uncompressed files beside `original` (or its symlink target) that share its stem, newest
+    first, each with the name it is a sibling of."""
+    names = _names(original)
+    out: list[tuple[str, str, os.stat_result]] = []
+    seen = set(names)
+    inodes: set[tuple[int, int]] = set()  # a directory reached through a symlink lists the same files twice
+    for name in names:
+        stem = os.path.basename(name).split(".", 1)[0]
         try:
-            st = e.stat(follow_symlinks=False)
+            entries = list(os.scandir(os.path.dirname(name)))
         except OSError:
             continue
-        if stat.S_ISREG(st.st_mode):
-            out.append((e.path, st))
-    out.sort(key=lambda item: item[1].st_mtime, reverse=True)
+        for e in entries:
+            if e.path in seen or not e.name.startswith(stem) or e.name.endswith(_COMPRESSED):
+                continue
+            try:
+                st = e.stat(follow_symlinks=False)
+            except OSError:
+                continue
+            if stat.S_ISREG(st.st_mode) and (st.st_dev, st.st_ino) not in inodes:
+                inodes.add((st.st_dev, st.st_ino))
+                out.append((e.path, name, st))
+    out.sort(key=lambda item: item[2].st_mtime, reverse=True)
     return out[:MAX_SIBLINGS]
 
 
 def find_by_inode(original: str, dev: int, ino: int) -> tuple[str, os.stat_result] | None:
     """A renamed file: the sibling of `original` that is the same inode."""
-    for path, st in _siblings(os.path.dirname(original), original):
+    for path, _, st in _siblings(original):
         if st.st_dev == dev and st.st_ino == ino:
             return path, st
     return None
@@ -93,9 +106,9 @@ def find_by_inode(original: str, dev: int, ino: int) -> tuple[str, os.stat_resul
 
 def renamed_since(original: str, since: float) -> list[tuple[str, os.stat_result]]:
     """Siblings named `<name of original><sep>…` (logrotate's `.1`, `-20240501`) renamed after `since`."""
-    base = os.path.basename(original)
     out = []
-    for path, st in _siblings(os.path.dirname(original), original):
+    for path, name, st in _siblings(original):
+        base = os.path.basename(name)
         rest = os.path.basename(path)[len(base):]
         if os.path.basename(path).startswith(base) and rest[:1] in (".", "-", "_") and st.st_ctime > since:
             out.append((path, st))
@@ -136,7 +149,7 @@ def find_copy(
     """A copied file (copytruncate): a sibling with the same first line and the same bytes before `offset`."""
     if marker is None:
         return None
-    for path, st in _siblings(os.path.dirname(original), original):
+    for path, _, st in _siblings(original):
         if (st.st_dev, st.st_ino) in skip or st.st_size < offset:
             continue
         if content_matches(path, fp, offset, marker, fp_limit):
