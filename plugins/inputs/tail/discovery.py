@@ -97,7 +97,15 @@ def _siblings(original: str) -> list[tuple[str, str, os.stat_result]]:
 
 
 def find_by_inode(original: str, dev: int, ino: int) -> tuple[str, os.stat_result] | None:
-    """A renamed file: the sibling of `original` that is the same inode."""
+    """A renamed file: the sibling of `original` that is the same inode, or `original` itself when that is a
+    rotated name (a restart that began reading a rotated rest saves it under the name it found it at)."""
+    try:
+        st = os.stat(original)
+    except OSError:
+        pass
+    else:
+        if st.st_dev == dev and st.st_ino == ino and stat.S_ISREG(st.st_mode):
+            return original, st
     for path, _, st in _siblings(original):
         if st.st_dev == dev and st.st_ino == ino:
             return path, st

@@ -247,3 +247,22 @@ def test_read_from_end_applies_to_a_busy_file_that_a_new_pattern_adds(harness: H
     drain(inp)
     harness.stop(inp)
     assert sink.lines() == ["b-new"]
+
+
+def test_rotated_rest_still_unread_at_the_second_restart_is_read(harness: Harness, drain: Drain) -> None:
+    """A rotated file whose rest a restart began to read is saved under its rotated name; the next restart
+    must find it at that very name, not only among the name's siblings."""
+    log = harness.dir / "app.log"
+    append(log, "l1\n")
+    assert _run(harness, drain) == ["l1"]
+    append(log, "rest-a\nrest-b\n")
+    os.rename(log, harness.dir / "app.log.1")
+    append(log, "live\n")
+    sink = Sink()
+    sink.auto_commit = False
+    inp, _ = harness.make(sink)
+    drain(inp)
+    assert sink.lines() == ["rest-a", "rest-b", "live"]
+    inp.commit(sink.records[:1])  # stopped while the rest of app.log.1 was still on its way
+    harness.stop(inp)
+    assert _run(harness, drain) == ["rest-b", "live"]
