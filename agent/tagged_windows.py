@@ -33,6 +33,12 @@ class TaggedWindowers:
     def flush(self) -> list[Window]:
         return [win for w in self._by_tag.values() for win in w.flush()]
 
+    def finish(self, *, input_ended: bool) -> list[Window]:
+        return [win for w in self._by_tag.values() for win in w.finish(input_ended=input_ended)]
+
+    def partial_windows(self) -> int:
+        return sum(w.stats.partial_windows for w in self._by_tag.values())
+
 
 def _runs_by_tag(records: Sequence[Record]) -> list[tuple[str, Sequence[Record]]]:
     """Consecutive records of one tag, in order (a batch comes from one input, so usually one run)."""

@@ -55,6 +55,8 @@ class WindowerStats:
     split_sessions: int = 0
     evicted_sessions: int = 0
     skipped_empty_windows: int = 0
+    partial_windows: int = 0
+    """Open windows a stop or a replay's end cut short (`finish`): dropped, not scored."""
     bad_time_records: int = 0
     untimed_records: int = 0
     """Records for a pane already sealed (a step or more late): counted, but not in the gap figures."""
@@ -155,6 +157,24 @@ class Windower:
             out = [o.window for o in self._sessions.values()]
             self._sessions.clear()
         return self._emitted(out)
+
+    def finish(self, *, input_ended: bool) -> list[Window]:
+        """At a stop or the end of a replay: the open windows that are whole; the partial ones are dropped.
+
+        A model learned whole windows, so a window cut short scores as anomalous for its low counts — a
+        false alert on every restart and at the end of every replay. Sliding windows the records already
+        passed are whole (no tick closed them yet); the others ended early. Sessions end with the input
+        (a replayed file's end), not at a stop, where their requests are still in flight. A count window
+        still open never reached its size."""
+        whole: list[Window] = []
+        if self.spec.type == "sliding" and self._watermark > -math.inf:
+            whole = self._close_sliding(self._watermark)
+        elif self.spec.type == "session" and input_ended:
+            return self.flush()
+        emitted = self.stats.windows
+        self.stats.partial_windows += len(self.flush())
+        self.stats.windows = emitted  # dropped, not emitted
+        return whole
 
     # -- shared -------------------------------------------------------------------------------------
 

@@ -81,6 +81,7 @@ class DeepLogDetector:
             "anomalies": float(self.counters.anomalies),
             "batches": float(self.counters.batches),
             "pending": float(len(self._batcher)),
+            "partial_windows": float(self._windows.partial_windows()),
         }
         model_stats = getattr(self.model, "stats", None)
         if callable(model_stats):
@@ -96,7 +97,8 @@ class DeepLogDetector:
         return out
 
     def close(self) -> list[Score]:
-        out = self._handle(self._windows.flush())
+        """Whole sessions are scored; those a stop cut short are dropped (`Windower.finish`)."""
+        out = self._handle(self._windows.finish(input_ended=self.ctx.event_time))
         out.extend(self._score(self._batcher.flush()))
         return out
 

@@ -291,6 +291,7 @@ class IForestDetector:
     def stats(self) -> dict[str, float]:
         out = {k: float(v) for k, v in asdict(self.counters).items()}
         out["learning"] = 1.0 if self.model is None else 0.0
+        out["partial_windows"] = float(self._windows.partial_windows())
         out["pending"] = float(len(self._batcher))
         return out
 
@@ -306,7 +307,8 @@ class IForestDetector:
         return out
 
     def close(self) -> list[Score]:
-        out = self._handle(self._windows.flush())
+        """Whole windows are scored (or learned); those a stop cut short are dropped (`Windower.finish`)."""
+        out = self._handle(self._windows.finish(input_ended=self.ctx.event_time))
         out.extend(self._score(self._batcher.flush()))
         if self._training is not None:
             self._training.proc.terminate()

@@ -68,6 +68,33 @@ def test_sliding_records_close_windows_offline_like_tick_online() -> None:
     assert [x.events for x in got_off] == [[12], [], [33, 34]]  # [0, 10) began before the stream
 
 
+def test_finish_keeps_whole_windows_and_drops_the_ones_a_stop_cut_short() -> None:
+    """A partial window scores as anomalous against a model of whole ones: at a stop it is dropped."""
+    sliding = Windower(WindowSpec(type="sliding", size=Duration(10.0), step=Duration(5.0)), "s")
+    emitted = [w.start for t in (1.0, 6.0, 11.0, 16.0, 21.0) for w in sliding.add(rec(t, 1))]
+    assert emitted == [5.0, 10.0]  # [5, 15) and [10, 20): the records reached their ends
+    assert sliding.finish(input_ended=True) == []  # [15, 25) and [20, 30) are open: partial either way
+    assert sliding.stats.partial_windows == 2 and sliding.stats.windows == 2
+
+    count = Windower(WindowSpec(type="count", size=3), "s")
+    for i in range(4):
+        count.add(rec(float(i), i))
+    assert count.finish(input_ended=True) == [] and count.stats.partial_windows == 1
+
+    def sessions() -> Windower:
+        w = Windower(WindowSpec(type="session", key=r"req=(\w+)", idle=Duration(30.0)), "s")
+        w.add(rec(0.0, 1, "GET req=a"))
+        w.add(rec(1.0, 2, "GET req=b"))
+        return w
+
+    ended = sessions()  # a replayed file's end ends its sessions
+    assert sorted(x.key for x in ended.finish(input_ended=True)) == ["a", "b"]
+    assert ended.stats.partial_windows == 0
+    stopped = sessions()  # a stop: their requests are still in flight
+    assert stopped.finish(input_ended=False) == [] and stopped.stats.partial_windows == 2
+    assert stopped.flush() == []
+
+
 def test_session_windows_by_regex_idle_and_split() -> None:
     spec = WindowSpec(type="session", key=r"blk_-?\d+", idle=Duration(10.0), max_length=3, max_samples=1)
     w = Windower(spec, "s")

@@ -28,7 +28,9 @@ def records(session: str, keys: list[int], t0: float) -> list[Record]:
 
 
 def test_detector_flags_the_broken_session_only_and_explains_it(bundle_dir: Path, tmp_path: Path) -> None:
-    ctx = PluginContext(instance="detector.deeplog.0", state_dir=tmp_path, host="h", clock=ManualClock(0.0))
+    # On event time, as a replay runs: the end of the input ends its sessions, so close() scores them.
+    ctx = PluginContext(instance="detector.deeplog.0", state_dir=tmp_path, host="h", clock=ManualClock(0.0),
+                        event_time=True)
     det = DeepLogDetector(SequenceDetectorConfig(model=str(bundle_dir), batch_wait=Duration(0.0)), ctx)
     feed = (records("a", [10, 11, 12, 13], 0) + records("b", [10, 11, 14, 15, 15, 16, 13], 10)
             + records("c", [10, 12, 11, 13], 20) + records("d", [20, 21], 30) + records("e", [10, 11, 77, 13], 40))
@@ -46,6 +48,15 @@ def test_detector_flags_the_broken_session_only_and_explains_it(bundle_dir: Path
     assert "never seen" in unknown.evidence.templates[0].template
     stats = det.stats()
     assert stats["scored"] == 5 and stats["anomalies"] == 2 and stats["unknown_events"] == 1
+
+
+def test_a_stop_drops_sessions_still_in_flight_instead_of_scoring_them(bundle_dir: Path, tmp_path: Path) -> None:
+    """Live, a stop cuts requests short: a truncated session would look broken and page at every restart."""
+    ctx = PluginContext(instance="detector.deeplog.0", state_dir=tmp_path, host="h", clock=ManualClock(0.0))
+    det = DeepLogDetector(SequenceDetectorConfig(model=str(bundle_dir), batch_wait=Duration(0.0)), ctx)
+    scores = det.observe(records("a", [10, 11], 0) + records("c", [10, 12, 11, 13], 20)) + det.close()
+    assert scores == []
+    assert det.stats()["partial_windows"] == 2 and det.stats()["scored"] == 0
 
 
 def test_preflight_refuses_a_missing_bundle(tmp_path: Path) -> None:

@@ -65,6 +65,33 @@ def test_serves_a_bundle_with_evidence(tmp_path: Path, bundle: Path) -> None:
     assert by_key["blk_2"].condition == "session:hdfs:blk_2"
 
 
+def test_a_stop_scores_the_whole_windows_and_drops_the_ones_it_cut_short(tmp_path: Path) -> None:
+    """Windows of a steady stream learned whole; the ones a stop cuts short hold a fraction of their
+    counts, which the forest reads as anomalous: a false alert at every restart."""
+    spec = WindowSpec(type="sliding", size=Duration(60.0), step=Duration(10.0))
+
+    def steady(t0: float, seconds: int) -> list[Record]:
+        return [Record(tag="app", source="/log/app.log", raw=f"line {e}", time=t0 + i / 4, template_id=e,
+                       template=f"template {e}") for i in range(seconds * 4) for e in (i % 3,)]
+
+    rnd = random.Random(0)
+    learned = []
+    for i in range(60):
+        events = [e for e in (0, 1, 2) for _ in range(rnd.randint(74, 86))]
+        rnd.shuffle(events)
+        learned.append(Window("app", str(i), 0.0, 60.0, events=events, times=[j * 60 / len(events) for j in range(len(events))]))
+    model, manifest = build_bundle(learned, spec, ForestOptions(n_estimators=20), command="test")
+    bundle_dir = write_bundle(tmp_path / "bundle", model, manifest)
+    c = PluginContext(instance="detector.iforest.0", state_dir=tmp_path / "state", host="h", clock=ManualClock())
+    det = IForestDetector(IForestConfig(model=str(bundle_dir), batch_size=1, batch_wait=Duration(0.0)), c)
+    scored = det.observe(steady(0.0, 300)) + det.tick(300.0)
+    assert scored and not any(s.is_anomaly for s in scored)  # whole windows of the same stream: normal
+    # 25 s more close [250, 310) and [260, 320); a stop then cuts six short, each holding 55 s of 60 or less.
+    assert [s.start for s in det.observe(steady(300.0, 25))] == [250.0, 260.0]
+    assert det.close() == []
+    assert det.stats()["partial_windows"] == 6
+
+
 def test_preflight(tmp_path: Path, bundle: Path) -> None:
     assert IForestDetector.preflight(IForestConfig(model=str(bundle))) == []
     assert IForestDetector.preflight(IForestConfig()) == []
