@@ -40,23 +40,18 @@ def _lines(files: list[str]) -> Iterator[str]:
 
 
 def run(args: argparse.Namespace) -> int:
+    from agent.commands.options import check_log_options
     from agent.errors import LogwardenError
     from agent.parsing import ParseStage, default_section
     from agent.registry import Registry
     from agent.types import Record
 
-    if args.log_format is not None:
-        from plugins.parsers.loghub_format import compile_format
-
-        try:
-            compile_format(args.log_format)
-        except ValueError as exc:
-            raise LogwardenError(f"--log-format: {exc}") from None
+    check_log_options(args.log_format)
     if not args.files:
         sys.stdin.reconfigure(errors="replace")  # type: ignore[union-attr]
     for name in args.files:
         if not Path(name).is_file():
-            raise LogwardenError(f"{name}: no such file")
+            raise LogwardenError(f"{name}: {'a folder, not a file' if Path(name).is_dir() else 'no such file'}")
     stage = ParseStage.from_section(default_section(args.log_format), Registry.default(entry_points=False),
                                     args.snapshot)
     drain = stage.drain

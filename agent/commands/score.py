@@ -27,10 +27,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def score_corpus(model_dir: Path, args: argparse.Namespace) -> tuple[list[float], float]:
     """Scores per session/window in input order, and the bundle's threshold (used by `evaluate` too)."""
     from agent.bundle import load_bundle
+    from agent.commands.options import check_log_options
     from agent.corpus import load_logs, load_sessions
     from agent.scoring import open_window_model
     from agent.sessions import fold_by_session
 
+    check_log_options(getattr(args, "log_format", None), getattr(args, "multiline", None))
     bundle = load_bundle(model_dir)
     model = open_window_model(bundle)
     if args.sessions is not None:

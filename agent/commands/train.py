@@ -73,12 +73,15 @@ def parse_window(text: str, max_length: int) -> object:
 
 
 def run(args: argparse.Namespace) -> int:
+    from agent.commands.options import check_log_options
     from agent.corpus import load_logs, load_sessions, sessions_window_spec
     from agent.training import TrainingData, resolve_trainer
     from agent.windows import WindowSpec
 
     if args.max_length < 1:
         raise LogwardenError("--max-length must be at least 1")
+    check_out_dir(args.out)
+    check_log_options(args.log_format, args.multiline)
     trainer = resolve_trainer(args.model)
     command = shlex.join(["logwarden", *sys.argv[1:]]) if sys.argv[1:2] == ["train"] else _rebuild_command(args)
     if args.sessions is not None:
@@ -105,6 +108,22 @@ def run(args: argparse.Namespace) -> int:
     out = trainer(data, args.out, args)
     print(f"wrote {out}", file=sys.stderr)
     return 0
+
+
+def check_out_dir(out: Path) -> None:
+    """Refuse an --out that is not a bundle: writing the bundle renames whatever is there aside and
+    deletes it, so `--out ~/notes` (a typo, a tab completion) used to delete that folder with its files."""
+    if not out.exists():
+        return
+    if not out.is_dir():
+        raise LogwardenError(f"--out {out}: exists and is not a folder; give a new or bundle folder")
+    from agent.bundle import MANIFEST_FILE
+
+    if any(out.iterdir()) and not (out / MANIFEST_FILE).is_file():
+        raise LogwardenError(
+            f"--out {out}: a folder that is not a model bundle (no {MANIFEST_FILE}); it would be replaced "
+            "with everything in it, so give a new or empty folder"
+        )
 
 
 def _rebuild_command(args: argparse.Namespace) -> str:
