@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import enum
+import math
 import re
 import types
 import typing
@@ -44,13 +45,20 @@ class Duration:
         if isinstance(value, bool):
             raise ValueError(f"expected a duration like 10s, got {value!r}")
         if isinstance(value, int | float):
+            if not math.isfinite(value):
+                raise ValueError(f"a duration must be a finite number, got {value!r}")
             if value < 0:
                 raise ValueError(f"a duration cannot be negative, got {value!r}")
             return cls(float(value))
         if isinstance(value, str):
+            if value.strip().startswith("-"):
+                raise ValueError(f"a duration cannot be negative, got {value!r}")
             m = _DURATION_RE.match(value)
             if m:
-                return cls(float(m.group(1)) * _DURATION_UNITS[m.group(2)])
+                seconds = float(m.group(1)) * _DURATION_UNITS[m.group(2)]
+                if not math.isfinite(seconds):
+                    raise ValueError(f"a duration must be a finite number, got {value!r}")
+                return cls(seconds)
         raise ValueError(f"expected a duration like 500ms, 10s, 5m or 1h, got {value!r}")
 
     def __str__(self) -> str:
@@ -79,7 +87,10 @@ class ByteSize:
             m = _SIZE_RE.match(value)
             if m:
                 unit = (m.group(2) or "b").lower()
-                return cls(int(float(m.group(1)) * _SIZE_UNITS[unit]))
+                size = float(m.group(1)) * _SIZE_UNITS[unit]
+                if not math.isfinite(size):  # int(inf) would raise OverflowError, a traceback
+                    raise ValueError(f"a size must be a finite number, got {value!r}")
+                return cls(int(size))
         raise ValueError(f"expected a size like 64KiB or 10MB, got {value!r}")
 
     def __str__(self) -> str:
@@ -210,10 +221,10 @@ class Builder:
             return True
         ge, le = f.metadata.get("ge"), f.metadata.get("le")
         if ge is not None and num < ge:
-            self.error(path, f"must be at least {ge}, got {value}")
+            self.error(path, f"must be at least {_bound(value, ge)}, got {value}")
             return False
         if le is not None and num > le:
-            self.error(path, f"must be at most {le}, got {value}")
+            self.error(path, f"must be at most {_bound(value, le)}, got {value}")
             return False
         return True
 
@@ -285,14 +296,20 @@ class Builder:
             self.error(path, f"expected an integer, got {value!r}")
             return None
         if tp is float:
+            number: float | None = None
             if isinstance(value, int | float) and not isinstance(value, bool):
-                return float(value)
-            if isinstance(value, str):
+                number = float(value)
+            elif isinstance(value, str):
                 try:
-                    return float(value)
+                    number = float(value)
                 except ValueError:
                     pass
-            self.error(path, f"expected a number, got {value!r}")
+            if number is None:
+                self.error(path, f"expected a number, got {value!r}")
+            elif not math.isfinite(number):  # .nan passes every bound check: refuse it here
+                self.error(path, f"expected a finite number, got {value!r}")
+            else:
+                return number
             return None
         if tp is str:
             if isinstance(value, str):
@@ -303,6 +320,15 @@ class Builder:
             return None
         self.error(path, f"unsupported type {_type_name(tp)}")
         return None
+
+
+def _bound(value: object, bound: float) -> str:
+    """A bound in the unit the value was written in: `10ms`, not `0.01`."""
+    if isinstance(value, Duration):
+        return str(Duration(float(bound)))
+    if isinstance(value, ByteSize):
+        return str(ByteSize(int(bound)))
+    return f"{bound:g}" if isinstance(bound, float) else str(bound)
 
 
 _BOOLS = {"true": True, "yes": True, "on": True, "1": True, "false": False, "no": False, "off": False, "0": False}

@@ -91,3 +91,35 @@ def test_describe_lists_every_option_and_nested() -> None:
 def test_secret_values_found_in_tree() -> None:
     cfg = Sample(path=["a"], token="s3cret-value")
     assert secret_values([cfg]) == ["s3cret-value"]
+
+
+@pytest.mark.parametrize(
+    ("data", "key", "message"),
+    [
+        ({"timeout": float("nan")}, "timeout", "finite"),
+        ({"timeout": float("inf")}, "timeout", "finite"),
+        ({"timeout": "9" * 400 + "s"}, "timeout", "finite"),
+        ({"timeout": "-5s"}, "timeout", "cannot be negative"),
+        ({"size": "9" * 400 + "TB"}, "size", "finite"),
+        ({"ratio": float("nan")}, "ratio", "finite"),
+        ({"ratio": "inf"}, "ratio", "finite"),
+    ],
+)
+def test_non_finite_and_negative_values_are_refused(data: dict[str, object], key: str, message: str) -> None:
+    """A NaN passes every `ge`/`le` comparison and an infinite size raised OverflowError: both must be
+    located errors."""
+    b = Builder()
+    assert b.build(Sample, {"path": ["a"], **data}, "") is None
+    (err,) = b.errors
+    assert err.key_path == key
+    assert message in err.message
+
+
+def test_bounds_are_written_in_the_value_unit() -> None:
+    @dataclass(frozen=True, slots=True, kw_only=True)
+    class Timer:
+        every: Duration = opt(Duration(1.0), ge=0.01, doc="Interval.")
+
+    b = Builder()
+    assert b.build(Timer, {"every": "0s"}, "t") is None
+    assert b.errors[0].message == "must be at least 10ms, got 0ms"
