@@ -13,6 +13,7 @@ import dataclasses
 import os
 import re
 import socket
+import tempfile
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -50,10 +51,19 @@ class ServiceConfig:
         64, ge=1, doc="Batches held between the inputs and the worker before inputs wait; bounds memory under load."
     )
     batch_size: int = opt(512, ge=1, doc="Records the tail and replay inputs hand downstream at once, at most.")
-    snapshot_interval: Duration = opt(Duration(30.0), doc="How often Drain snapshots and offsets are saved.")
-    tick_interval: Duration = opt(Duration(1.0), doc="How often timers run (closing time windows, retries).")
+    snapshot_interval: Duration = opt(
+        Duration(30.0), ge=0.01, doc="How often Drain snapshots and offsets are saved (at least 10ms)."
+    )
+    tick_interval: Duration = opt(
+        Duration(1.0), ge=0.01, doc="How often timers run (closing time windows, retries); at least 10ms."
+    )
     shutdown_timeout: Duration = opt(Duration(10.0), doc="Longest time SIGTERM waits for in-flight work.")
     alerts: AlertsConfig = opt(AlertsConfig(), doc="Alert deduplication, rate limits and delivery retries.")
+
+    def __post_init__(self) -> None:
+        if not self.state_dir.strip():
+            # An unset ${LOGWARDEN_STATE_DIR} expands to "": state would land in whatever the cwd is.
+            raise ValueError("state_dir must not be empty (offsets and the alert spool need a folder)")
 
     @property
     def hostname(self) -> str:
@@ -105,6 +115,8 @@ class Config:
     detectors: list[DetectorSection] = field(default_factory=list)
     outputs: list[OutputSection] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    line_of: Callable[[str], int | None] = field(default=lambda _path: None, repr=False, compare=False)
+    """The line a key path was written on, for errors found after validation (`ensure_state_dir`)."""
 
 
 COMMON_KEYS: dict[Kind, dict[str, str]] = {
@@ -160,11 +172,20 @@ def expand_env(text: str, env: Mapping[str, str]) -> tuple[str, list[str], list[
 # YAML with line numbers
 
 
+MAX_NODES = 100_000
+"""Values one config document may expand to. A real config has hundreds; aliases of aliases (the
+"billion laughs" document) expand exponentially and would hang `check` and `run` while eating memory."""
+
+_MERGE_TAG = "tag:yaml.org,2002:merge"
+_STANDARD_TAG = "tag:yaml.org,2002:"
+
+
 class _Located:
     """Plain data from a YAML document plus the line every key path was written on."""
 
     def __init__(self) -> None:
         self.lines: dict[str, int] = {}
+        self.nodes = 0
 
     def line_of(self, path: str) -> int | None:
         while path:
@@ -179,15 +200,32 @@ def _to_data(
     node: yaml.Node, path: str, loc: _Located, env: Mapping[str, str], file: str, errors: list[ConfigError],
     warnings: list[str],
 ) -> Any:
+    loc.nodes += 1
+    if loc.nodes > MAX_NODES:
+        raise ConfigError(
+            f"the document expands to more than {MAX_NODES:,} values (aliases of aliases?)",
+            file=file, line=node.start_mark.line + 1,
+        )
     loc.lines.setdefault(path, node.start_mark.line + 1)
+    if not isinstance(node, yaml.ScalarNode) and not node.tag.startswith(_STANDARD_TAG):
+        errors.append(ConfigError(f"unsupported YAML tag {node.tag}", file=file, line=node.start_mark.line + 1,
+                                  key_path=path or None))
     if isinstance(node, yaml.MappingNode):
         out: dict[str, Any] = {}
-        for key_node, value_node in node.value:
+        explicit, merged = _mapping_pairs(node, path, file, errors)
+        for key_node, value_node in explicit:
             key = str(_to_data(key_node, path, loc, env, file, errors, warnings))
             sub = f"{path}.{key}" if path else key
             loc.lines[sub] = key_node.start_mark.line + 1
             if key in out:
                 errors.append(ConfigError("key is set twice", file=file, line=loc.lines[sub], key_path=sub))
+            out[key] = _to_data(value_node, sub, loc, env, file, errors, warnings)
+        for key_node, value_node in merged:  # `<<: *defaults`: keys written beside it win
+            key = str(_to_data(key_node, path, loc, env, file, errors, warnings))
+            if key in out:
+                continue
+            sub = f"{path}.{key}" if path else key
+            loc.lines[sub] = key_node.start_mark.line + 1
             out[key] = _to_data(value_node, sub, loc, env, file, errors, warnings)
         return out
     if isinstance(node, yaml.SequenceNode):
@@ -198,7 +236,13 @@ def _to_data(
             items.append(_to_data(item, sub, loc, env, file, errors, warnings))
         return items
     assert isinstance(node, yaml.ScalarNode)
-    value = yaml.constructor.SafeConstructor().construct_object(node)
+    try:
+        value = yaml.constructor.SafeConstructor().construct_object(node)
+    except yaml.YAMLError as exc:  # `!foo bar`, `!!python/name:...`: tags safe YAML does not construct
+        problem = getattr(exc, "problem", None) or str(exc)
+        errors.append(ConfigError(f"invalid YAML value: {problem}", file=file, line=node.start_mark.line + 1,
+                                  key_path=path or None))
+        return None
     if isinstance(value, str) and "$" in value:
         expanded, errs, warns = expand_env(value, env)
         line = node.start_mark.line + 1
@@ -214,6 +258,31 @@ def _to_data(
         else:
             value = expanded
     return value
+
+
+Pair = tuple[yaml.Node, yaml.Node]
+
+
+def _mapping_pairs(
+    node: yaml.MappingNode, path: str, file: str, errors: list[ConfigError], depth: int = 0
+) -> tuple[list[Pair], list[Pair]]:
+    """A mapping's own key/value pairs, and those `<<` merge keys bring in (YAML's merge key, which
+    PyYAML's safe_load honours: operators share defaults between sections with it)."""
+    explicit: list[Pair] = []
+    merged: list[Pair] = []
+    for key_node, value_node in node.value:
+        if key_node.tag != _MERGE_TAG:
+            explicit.append((key_node, value_node))
+            continue
+        sources = value_node.value if isinstance(value_node, yaml.SequenceNode) else [value_node]
+        for source in sources:
+            if not isinstance(source, yaml.MappingNode) or depth > 32:
+                errors.append(ConfigError("a merge key (<<) takes a mapping or a list of mappings", file=file,
+                                          line=key_node.start_mark.line + 1, key_path=path or None))
+                continue
+            own, inherited = _mapping_pairs(source, path, file, errors, depth + 1)
+            merged.extend(own + inherited)
+    return explicit, merged
 
 
 def read_yaml(path: str | Path, env: Mapping[str, str] | None = None) -> tuple[Any, _Located, list[str]]:
@@ -278,6 +347,8 @@ def build_config(
         if key not in ("service", "pipeline"):
             b.error(str(key), "unknown top-level key", "expected 'service' or 'pipeline'")
     service = b.build(ServiceConfig, data.get("service") or {}, "service")
+    if service is not None and preflight:
+        _service_preflight(b, service, warnings)
     pipeline = data.get("pipeline") or {}
     inputs: list[InputSection] = []
     detectors: list[DetectorSection] = []
@@ -307,7 +378,52 @@ def build_config(
     if b.errors:
         raise ConfigErrors(b.errors)
     assert service is not None
-    return Config(file, service, inputs, detectors, outputs, warnings)
+    return Config(file, service, inputs, detectors, outputs, warnings, line_of=b.line_of)
+
+
+def _service_preflight(b: Builder, service: ServiceConfig, warnings: list[str]) -> None:
+    """A state_dir that can never be a folder is an error; one this user cannot write only warns, since
+    `check` often runs as someone other than the daemon's user (`run` refuses it: `ensure_state_dir`)."""
+    path = "service.state_dir"
+    existing = Path(service.state_dir)
+    try:
+        while not existing.exists() and existing.parent != existing:
+            existing = existing.parent
+        is_dir = existing.is_dir()
+    except OSError as exc:
+        b.error(path, f"cannot look at {existing}: {exc.strerror or exc}")
+        return
+    if not is_dir:
+        b.error(path, f"{existing} exists and is not a folder")
+    elif not _writable(existing):
+        line = b.line_of(path)
+        where = f"{b.file}:{line}" if line else f"{b.file}"
+        warnings.append(f"{where}: {path}: {existing} is not writable by this user")
+
+
+def _writable(folder: Path) -> bool:
+    try:
+        with tempfile.TemporaryFile(dir=folder):
+            return True
+    except OSError:
+        return False
+
+
+def ensure_state_dir(config: Config) -> Path:
+    """Create `service.state_dir` and prove a file can be written there, before anything starts: a
+    daemon that finds out at its first snapshot has already read (and will re-read) lines."""
+    folder = Path(config.service.state_dir)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        if not _writable(folder):
+            with tempfile.TemporaryFile(dir=folder):  # raises the OSError that says why
+                pass
+    except OSError as exc:
+        raise ConfigError(
+            f"cannot keep state in {folder}: {exc.strerror or exc}", file=config.file,
+            line=config.line_of("service.state_dir"), key_path="service.state_dir",
+        ) from None
+    return folder
 
 
 def _build_section(

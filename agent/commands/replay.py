@@ -39,6 +39,11 @@ def run(args: argparse.Namespace) -> int:
     for f in args.files:
         if not f.is_file():
             raise LogwardenError(f"{f}: not a readable file")
+    if args.state_dir is not None:
+        try:
+            args.state_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise LogwardenError(f"--state-dir {args.state_dir}: {exc.strerror or exc}") from None
     with tempfile.TemporaryDirectory(prefix="logwarden-replay-") as tmp:
         state_dir = args.state_dir or Path(tmp)
         summary = replay(config, registry, args.files, state_dir, progress=not args.quiet and sys.stderr.isatty())

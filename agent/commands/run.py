@@ -10,6 +10,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from agent.config import ensure_state_dir
     from agent.daemon import Daemon
     from agent.malloc import pin_mmap_threshold, single_arena
 
@@ -18,4 +19,5 @@ def run(args: argparse.Namespace) -> int:
 
     daemon = Daemon(args.config)
     config = daemon.load()  # ConfigError → exit 78 before anything starts
+    ensure_state_dir(config)  # an unusable state_dir too, instead of a traceback from the first mkdir
     return daemon.run(config)

@@ -8,7 +8,7 @@ from typing import Any, ClassVar
 
 import pytest
 
-from agent.config import expand_env, load_config
+from agent.config import ensure_state_dir, expand_env, load_config
 from agent.errors import ConfigError, ConfigErrors
 from agent.plugin import Header, Kind, PluginContext
 from agent.registry import Registry
@@ -198,3 +198,77 @@ def test_no_inputs_refused(tmp_path: Path, registry: Registry) -> None:
 def test_unknown_top_level_key(tmp_path: Path, registry: Registry) -> None:
     with pytest.raises(ConfigErrors, match="unknown top-level key"):
         load_config(write(tmp_path, "servce: {}\npipeline: {inputs: [{name: tail, path: x}]}\n"), registry, {})
+
+
+# --- acceptance pass: documents an operator can write that used to pass, hang or crash -------------
+
+INPUT = "pipeline: {inputs: [{name: tail, path: x}]}\n"
+
+
+def test_merge_key_shares_defaults_and_keys_beside_it_win(tmp_path: Path, registry: Registry) -> None:
+    text = """\
+pipeline:
+  inputs:
+    - &app {name: tail, tag: app, path: /var/log/app/*.log, rotate_wait: 7s}
+    - <<: *app
+      tag: web
+      path: /var/log/web/*.log
+"""
+    cfg = load_config(write(tmp_path, text), registry, {})
+    web = cfg.inputs[1]
+    assert (web.tag, web.config.path, web.config.rotate_wait) == ("web", ["/var/log/web/*.log"], Duration(7.0))
+
+
+def test_unknown_yaml_tag_is_a_located_error_not_a_traceback(tmp_path: Path, registry: Registry) -> None:
+    text = "service:\n  state_dir: !vault secret/path\n" + INPUT
+    with pytest.raises(ConfigErrors) as exc:
+        load_config(write(tmp_path, text), registry, {})
+    (err,) = exc.value.errors
+    assert (err.line, err.key_path) == (2, "service.state_dir")
+    assert "!vault" in err.message
+
+
+def test_alias_bomb_is_refused_quickly(tmp_path: Path, registry: Registry) -> None:
+    lines = ['a0: &a0 ["x","x","x","x","x","x","x","x","x","x"]']
+    lines += [f"a{i}: &a{i} [{','.join([f'*a{i - 1}'] * 10)}]" for i in range(1, 8)]  # 10**8 values
+    with pytest.raises(ConfigError, match="expands to more than"):
+        load_config(write(tmp_path, "\n".join(lines) + "\n"), registry, {})
+
+
+def test_state_dir_under_a_file_is_an_error(tmp_path: Path, registry: Registry) -> None:
+    (tmp_path / "plain").write_text("x")
+    text = f"service:\n  state_dir: {tmp_path / 'plain' / 'state'}\n" + INPUT
+    with pytest.raises(ConfigErrors) as exc:
+        load_config(write(tmp_path, text), registry, {})
+    (err,) = exc.value.errors
+    assert (err.line, err.key_path) == (2, "service.state_dir")
+    assert "is not a folder" in err.message
+
+
+def test_state_dir_from_an_unset_variable_is_refused(tmp_path: Path, registry: Registry) -> None:
+    text = "service:\n  state_dir: ${LW_STATE}\n" + INPUT
+    with pytest.raises(ConfigErrors, match="state_dir must not be empty"):
+        load_config(write(tmp_path, text), registry, {})
+
+
+@pytest.mark.parametrize("key", ["tick_interval", "snapshot_interval"])
+def test_zero_timer_interval_is_refused(tmp_path: Path, registry: Registry, key: str) -> None:
+    text = f"service:\n  state_dir: {tmp_path}\n  {key}: 0s\n" + INPUT
+    with pytest.raises(ConfigErrors) as exc:
+        load_config(write(tmp_path, text), registry, {})
+    (err,) = exc.value.errors
+    assert (err.line, err.key_path) == (3, f"service.{key}")
+    assert "at least 10ms" in err.message
+
+
+def test_ensure_state_dir_creates_it_or_names_the_key(tmp_path: Path, registry: Registry) -> None:
+    cfg = load_config(write(tmp_path, f"service:\n  state_dir: {tmp_path / 'a' / 'b'}\n" + INPUT), registry, {})
+    assert ensure_state_dir(cfg) == tmp_path / "a" / "b"
+    assert (tmp_path / "a" / "b").is_dir()
+    (tmp_path / "plain").write_text("x")
+    cfg = load_config(
+        write(tmp_path, f"service:\n  state_dir: {tmp_path / 'plain'}/s\n" + INPUT), registry, {}, preflight=False
+    )
+    with pytest.raises(ConfigError) as exc:
+        ensure_state_dir(cfg)
+    assert (exc.value.line, exc.value.key_path) == (2, "service.state_dir")
