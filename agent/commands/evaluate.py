@@ -42,6 +42,11 @@ def run(args: argparse.Namespace) -> int:
     else:
         if args.normal is None or args.abnormal is None:
             raise LogwardenError("evaluate needs --normal FILE and --abnormal FILE (or --labels FILE --input LOG...)")
+        if args.report is not None:  # before scoring: a report folder that cannot exist was a late traceback
+            try:
+                args.report.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise LogwardenError(f"--report {args.report}: {exc.strerror or exc}") from None
         doc = evaluate_sessions(args)
     sys.stdout.write(json.dumps(doc, sort_keys=False) + "\n")
     return 0

@@ -94,3 +94,13 @@ def test_run_exits_78_when_state_dir_cannot_be_created(tmp_path: Path) -> None:
     check = subprocess.run([sys.executable, "-m", "agent.cli", "check", "-c", str(cfg)], capture_output=True,
                            text=True, timeout=60)
     assert check.returncode == 0 and "is not writable by this user" in check.stderr
+
+
+def test_evaluate_report_path_that_is_a_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert train(tmp_path, tmp_path / "m") == 0
+    (tmp_path / "taken").write_text("x")
+    args = ["evaluate", "--model", str(tmp_path / "m"), "--normal", str(tmp_path / "s.txt"),
+            "--abnormal", str(tmp_path / "s.txt"), "--report", str(tmp_path / "taken")]
+    assert main(args) == 1
+    assert "--report" in capsys.readouterr().err
+    assert (tmp_path / "taken").read_text() == "x"
