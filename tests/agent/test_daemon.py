@@ -177,6 +177,33 @@ def test_sighup_applies_valid_config_and_refuses_invalid(daemon_env: tuple[Path,
     assert [r["raw"] for r in read_jsonl(tmp / "records.jsonl")] == lines(170).splitlines()
 
 
+def _catches(pid: int, signum: int) -> bool:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("SigCgt:"):
+            return bool(int(line.split()[1], 16) >> (signum - 1) & 1)
+    return False
+
+
+@pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="reads /proc/PID/status")
+def test_a_stop_or_reload_while_it_imports_is_not_a_kill(daemon_env: tuple[Path, int, list[Daemon]]) -> None:
+    """systemd may stop or reload a unit right after starting it; the imports take most of a second."""
+    tmp, port, started = daemon_env
+    cfg = tmp / "logwarden.yaml"
+    cfg.write_text(config_text(tmp, port))
+    d = Daemon(cfg, tmp)
+    started.append(d)
+    d.start()
+    assert d.proc is not None
+    pid = d.proc.pid
+    wait_for(lambda: _catches(pid, signal.SIGTERM) or d.proc.poll() is not None, timeout=30, interval=0.001,
+             what="a SIGTERM handler")
+    importing = "/mmap." not in Path(f"/proc/{pid}/maps").read_text()  # the last module agent.daemon loads
+    d.signal(signal.SIGHUP)
+    d.signal(signal.SIGTERM)
+    assert d.wait(30) == 0
+    assert importing, "the handlers were only installed after the daemon's imports"
+
+
 def test_invalid_config_at_start_exits_78_without_traceback(tmp_path: Path) -> None:
     cfg = tmp_path / "bad.yaml"
     cfg.write_text("service:\n  state_dir: /tmp/x\npipeline:\n  inputs:\n    - name: tail\n      pth: /var/log/*.log\n")
