@@ -42,7 +42,9 @@ _SPAN_MIN = 32
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ParamsConfig:
-    bucket: Duration = opt(Duration(60.0), doc="Length of one bucket; each slot's values in a closed bucket are scored.")
+    bucket: Duration = opt(
+        Duration(60.0), ge=1.0, doc="Length of one bucket (at least 1s); each slot's values in a closed bucket are scored."
+    )
     learn_for: Duration = opt(
         Duration(1800.0), doc="After a fresh start (no saved baseline), buckets of this much event time only teach."
     )
@@ -65,10 +67,18 @@ class ParamsConfig:
     sample_every: int = opt(
         8, ge=1, doc="Mean gap between counted records of a template past `sample_after` (1 counts every record)."
     )
-    halflife: Duration = opt(Duration(6 * 3600.0), doc="Age at which a value's weight in the baseline has halved.")
+    halflife: Duration = opt(
+        Duration(6 * 3600.0), doc="Age at which a value's weight in the baseline has halved (at least one bucket)."
+    )
     delay: Duration = opt(Duration(5.0), doc="Lateness allowed before a bucket whose time is up is closed.")
     max_gap: Duration = opt(Duration(600.0), doc="Longest stretch of buckets closed after a jump in time.")
     save_interval: Duration = opt(Duration(60.0), doc="How often the baselines are saved when they changed.")
+
+    def __post_init__(self) -> None:
+        # A halflife of 0 used to skip the decay (never forget), the opposite of what it says; one shorter
+        # than a bucket forgets the baseline before the next bucket is compared with it.
+        if self.halflife.seconds < self.bucket.seconds:
+            raise ValueError(f"halflife ({self.halflife}) must be at least one bucket ({self.bucket})")
 
 
 @dataclass(slots=True)

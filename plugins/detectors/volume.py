@@ -40,7 +40,9 @@ _MAD_TO_SD = 1.25  # mean absolute deviation → standard deviation for a normal
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class VolumeConfig:
-    bucket: Duration = opt(Duration(60.0), doc="Length of one counting bucket; each closed bucket is scored.")
+    bucket: Duration = opt(
+        Duration(60.0), ge=1.0, doc="Length of one counting bucket (at least 1s); each closed bucket is scored."
+    )
     learn_for: Duration = opt(
         Duration(1800.0), doc="After a fresh start (no saved baseline), buckets of this much event time only teach."
     )
