@@ -151,6 +151,7 @@ def write_bundle(
     template ids) are listed with their sha256 under the manifest's `files` and checked on load.
     """
     out = Path(out_dir).resolve()
+    _check_replaceable(str(out_dir), out)
     out.parent.mkdir(parents=True, exist_ok=True)
     extras = dict(extra_files or {})
     for name in extras:
@@ -185,6 +186,21 @@ def write_bundle(
             shutil.rmtree(tmp)
         raise
     return out
+
+
+def _check_replaceable(where: str, out: Path) -> None:
+    """Refuse an `out` that is not ours to replace: the write renames whatever is there aside and deletes it,
+    so a typo'd or tab-completed path to a folder of notes used to lose that folder with everything in it.
+    A new path, an empty folder and an existing bundle (retraining, self-baselining) are fine."""
+    if not out.exists():
+        return
+    if not out.is_dir():
+        raise BundleError(where, "path", "exists and is not a folder; give a new, empty or bundle folder")
+    if any(out.iterdir()) and not (out / MANIFEST_FILE).is_file():
+        raise BundleError(
+            where, "path", f"a folder that is not a model bundle (no {MANIFEST_FILE}); it would be replaced with "
+            "everything in it, so give a new, empty or bundle folder"
+        )
 
 
 def load_bundle(

@@ -102,3 +102,28 @@ def test_extra_file_tampering_is_refused(tmp_path: Path, made: tuple[bytes, dict
     b = write_bundle(tmp_path / "b", model, manifest, {"drain.json": b"{}"})
     (b / "drain.json").write_bytes(b"{ }")
     _refused(b, "files.drain.json")
+
+
+def test_a_folder_that_is_not_a_bundle_or_a_file_is_refused_and_kept(
+    tmp_path: Path, made: tuple[bytes, dict[str, Any]]
+) -> None:
+    """write_bundle renames whatever is at `out_dir` aside and deletes it; a typo'd or tab-completed path to a
+    folder of notes used to lose that folder. Only a new path, an empty folder or a bundle may be replaced."""
+    model, manifest = made
+    notes = tmp_path / "d"
+    notes.mkdir()
+    (notes / "x").write_text("mine")
+    with pytest.raises(BundleError) as err:
+        write_bundle(notes, model, manifest)
+    assert err.value.path == str(notes) and "not a model bundle" in err.value.reason
+    assert (notes / "x").read_text() == "mine"
+    a_file = tmp_path / "f"
+    a_file.write_text("mine")
+    with pytest.raises(BundleError) as err:
+        write_bundle(a_file, model, manifest)
+    assert err.value.path == str(a_file) and "not a folder" in err.value.reason
+    assert a_file.read_text() == "mine"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["d", "f"]  # no temp folder left behind
+    empty = tmp_path / "e"
+    empty.mkdir()
+    assert load_bundle(write_bundle(empty, model, manifest)).model_bytes == model
