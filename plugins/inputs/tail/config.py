@@ -9,11 +9,13 @@ dropping the whole file was a common support issue).
 from __future__ import annotations
 
 import codecs
+import os
 import re
 from dataclasses import dataclass
 from typing import Literal
 
 from agent.schema import ByteSize, Duration, opt
+from plugins.inputs.tail.discovery import expand, watch_root
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -123,4 +125,27 @@ def preflight(config: TailConfig) -> list[tuple[str, str]]:
             problems.append((f"path[{i}]", "empty pattern"))
         elif not pattern.startswith("/"):
             problems.append((f"warning:path[{i}]", "relative pattern; it is resolved against the daemon's cwd"))
+        else:
+            missing = _missing_folder(pattern)
+            if missing is not None:
+                problems.append((f"warning:path[{i}]", missing))
     return problems
+
+
+def _missing_folder(pattern: str) -> str | None:
+    """Why `pattern` (absolute) will likely never match anything, or None.
+
+    A pattern that matches no file yet is normal — the service has not started, its first log is written
+    later, a rotation is under way — and the rescan picks the file up when it appears, so that alone is
+    never reported. A pattern whose fixed folder (the part before the first glob character) does not exist
+    is most often a typo (`/var/lgo/*.log`) that would tail nothing, silently, forever; it is only a warning
+    because some programs create their log folder when they first start, and the rescan finds it then.
+    """
+    if expand([pattern], []).files:
+        return None
+    root, _deep = watch_root(pattern)
+    if os.path.isdir(root):
+        return None
+    what = "is not a folder" if os.path.exists(root) else "does not exist"
+    return f"{pattern!r} matches no file and its folder {root} {what}; a typo? (it is still picked up if it appears later)"
+
