@@ -9,8 +9,16 @@ from agent.schema import Duration, opt
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class RetryConfig:
-    base: Duration = opt(Duration(1.0), doc="First retry delay; doubles on each failure, with jitter.")
-    cap: Duration = opt(Duration(300.0), doc="Longest delay between two retries, also the most a Retry-After is honoured.")
+    # Zero used to be accepted and made a failing output retry in a busy loop: a zero base never grows, and a
+    # cap under the delivery worker's 10 ms jitter floor makes every scheduled retry look like a clock step,
+    # which the worker sends at once. 100 ms keeps the cap well above that floor.
+    base: Duration = opt(
+        Duration(1.0), ge=0.01, doc="First retry delay (at least 10ms); doubles on each failure, with jitter."
+    )
+    cap: Duration = opt(
+        Duration(300.0), ge=0.1,
+        doc="Longest delay between two retries (at least 100ms), also the most a Retry-After is honoured.",
+    )
     limit: int = opt(-1, ge=-1, doc="Attempts before an alert is dead-lettered; -1 retries forever.")
 
     def __post_init__(self) -> None:
