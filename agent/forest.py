@@ -8,6 +8,13 @@ adds a novelty term computed from the count distribution stored in the manifest:
              = 1 + ln(1 + excess)     otherwise, excess = Σ_j distance outside range_j / span_j
     combined = forest + novelty       (forest = 2^(-E[h]/c) in (0, 1))
 
+The range of count j is [min_j - margin·span_j, max_j + margin·span_j + rate_sd·√max_j]. The last term is
+for time windows, whose counts are rates: an hour of windows has not seen the highest count of a template
+that comes a few times a minute, and a new maximum a few Poisson standard deviations (√count) above the old
+one is noise, not news — without it a self-baselined forest flagged 2 windows an hour of normal traffic for
+a background error that came 4 times in a minute instead of at most twice. A template never seen (max 0)
+keeps no tolerance; a session's counts are its structure, so session bundles leave rate_sd at 0.
+
 The threshold is a quantile of the combined score on normal training data (where novelty is 0 by
 construction, so it is a quantile of the forest score, below 1); hence any novel window is anomalous,
 and among novel windows the forest and the size of the excess still order them. The same functions run at
@@ -30,14 +37,15 @@ from agent.types import Evidence, Window
 F64 = npt.NDArray[np.float64]
 
 
-def novelty_scores(spec: FeatureSpec, counts: F64, margin: float) -> F64:
-    """0 for windows whose every count is inside the training range (widened by `margin` times the span)."""
+def novelty_scores(spec: FeatureSpec, counts: F64, margin: float, rate_sd: float = 0.0) -> F64:
+    """0 for windows whose every count is inside the training range (widened by `margin` times the span,
+    and above by `rate_sd` Poisson standard deviations of the maximum)."""
     if counts.shape[1] == 0 or not spec.count_min:
         return np.zeros(len(counts))
     lo = np.asarray(spec.count_min, dtype=np.float64)
     hi = np.asarray(spec.count_max, dtype=np.float64)
     span = np.maximum(hi - lo, 1.0)
-    lo_w, hi_w = lo - margin * span, hi + margin * span
+    lo_w, hi_w = lo - margin * span, hi + margin * span + rate_sd * np.sqrt(hi)
     excess = (np.maximum(counts - hi_w, 0.0) + np.maximum(lo_w - counts, 0.0)) / span
     total = excess.sum(axis=1)
     return np.where(total > 0, 1.0 + np.log1p(total), 0.0)
@@ -55,6 +63,10 @@ class ForestModel:
         if not isinstance(margin, int | float) or margin < 0:
             raise BundleError(str(bundle.path), "model.novelty.margin", "must be a number >= 0")
         self.margin = float(margin)
+        rate_sd = novelty.get("rate_sd", 0.0) if isinstance(novelty, dict) else None  # absent before 0.1 bundles had it
+        if not isinstance(rate_sd, int | float) or not 0 <= rate_sd < float("inf"):
+            raise BundleError(str(bundle.path), "model.novelty.rate_sd", "must be a finite number >= 0")
+        self.rate_sd = float(rate_sd)
         self.novelty_enabled = bool(novelty.get("enabled", True)) if isinstance(novelty, dict) else True
         self._threshold = bundle.threshold.value
 
@@ -65,7 +77,8 @@ class ForestModel:
     def score_windows(self, windows: Sequence[Window]) -> WindowScores:
         counts = count_matrix(self.spec, windows)
         forest = self.scorer.score(featurize(self.spec, windows, counts))
-        novelty = novelty_scores(self.spec, counts, self.margin) if self.novelty_enabled else np.zeros(len(windows))
+        novelty = (novelty_scores(self.spec, counts, self.margin, self.rate_sd) if self.novelty_enabled
+                   else np.zeros(len(windows)))
         return WindowScores(score=forest + novelty, parts={"forest": forest, "novelty": novelty})
 
     def explain(self, window: Window) -> Evidence:

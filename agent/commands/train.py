@@ -44,6 +44,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     forest.add_argument("--contamination", type=float, default=None, help="Expected anomaly share; sets the threshold quantile to 1 - c.")
     forest.add_argument("--threshold-quantile", type=float, default=0.995, help="Quantile of normal training scores used as threshold.")
     forest.add_argument("--novelty-margin", type=float, default=0.0, help="Widen each count column's training range by this share of its span.")
+    forest.add_argument("--novelty-rate-sd", type=float, default=0.0, help="Also tolerate this many Poisson standard deviations (square root of the count) above each count's training maximum: for sliding windows, whose counts are rates.")
     forest.add_argument("--no-novelty", action="store_true", help="Forest score only (for comparisons).")
     forest.add_argument("--features", default="counts,stats", help="Feature groups: counts, stats, temporal, levels.")
     forest.add_argument("--tfidf", action="store_true", help="Weight count columns by training idf.")

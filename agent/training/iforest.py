@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from agent.bundle import OnnxInfo, Threshold, new_manifest, write_bundle
+from agent.errors import LogwardenError
 from agent.features import WindowSummary, count_matrix, featurize, fit_feature_spec
 from agent.forest import novelty_scores
 from agent.training import TrainingData, TrainingError
@@ -39,6 +40,8 @@ class ForestOptions:
     contamination: float | None = None
     quantile: float = 0.995
     novelty_margin: float = 0.0
+    novelty_rate_sd: float = 0.0
+    """Poisson standard deviations above each count's training maximum that are not novel (time windows)."""
     novelty: bool = True
     groups: tuple[str, ...] = ("counts", "stats")
     tfidf: bool = False
@@ -53,6 +56,8 @@ class ForestOptions:
             raise ValueError("quantile must be in (0, 1]")
         if self.novelty_margin < 0:
             raise ValueError("novelty margin must be >= 0")
+        if not 0 <= self.novelty_rate_sd < float("inf"):
+            raise ValueError("novelty rate_sd must be a finite number >= 0")
 
 
 def fit_forest(x: np.ndarray[Any, Any], options: ForestOptions) -> Any:
@@ -98,7 +103,8 @@ def build_bundle(
     session = ort.InferenceSession(model_bytes, sess_options=session_options(), providers=["CPUExecutionProvider"])
     (forest_scores,) = session.run([OUTPUT_NAME], {INPUT_NAME: x})
     forest_scores = np.asarray(forest_scores, dtype=np.float64)
-    novelty = novelty_scores(spec, counts, options.novelty_margin) if options.novelty else np.zeros(len(x))
+    novelty = (novelty_scores(spec, counts, options.novelty_margin, options.novelty_rate_sd) if options.novelty
+               else np.zeros(len(x)))
     combined = forest_scores + novelty
     if options.contamination is not None:
         q, method = 1.0 - options.contamination, "contamination"
@@ -127,7 +133,7 @@ def build_bundle(
         "max_samples": int(forest._max_samples),
         "contamination": options.contamination,
         "seed": options.seed,
-        "novelty": {"enabled": options.novelty, "margin": options.novelty_margin},
+        "novelty": {"enabled": options.novelty, "margin": options.novelty_margin, "rate_sd": options.novelty_rate_sd},
     }
     manifest = new_manifest(
         detector="iforest",
@@ -152,6 +158,7 @@ def options_from_args(args: argparse.Namespace) -> ForestOptions:
             contamination=getattr(args, "contamination", None),
             quantile=float(getattr(args, "threshold_quantile", 0.995)),
             novelty_margin=float(getattr(args, "novelty_margin", 0.0)),
+            novelty_rate_sd=float(getattr(args, "novelty_rate_sd", 0.0)),
             novelty=not bool(getattr(args, "no_novelty", False)),
             groups=tuple(groups.split(",")) if isinstance(groups, str) and groups else ("counts", "stats"),
             tfidf=bool(getattr(args, "tfidf", False)),
@@ -207,7 +214,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         command = shlex.join([sys.executable, "-m", "agent.training.iforest", *(argv or sys.argv[1:])])
         model_bytes, manifest = build_bundle(windows, spec, options, command=command, source=args.source)
         write_bundle(args.out, model_bytes, manifest)  # a full disk is a reason the daemon logs, not a traceback
-    except (OSError, KeyError, TypeError, ValueError, TrainingError) as exc:
+    except (OSError, KeyError, TypeError, ValueError, LogwardenError) as exc:  # BundleError: --out not a bundle
         print(f"training failed: {exc}", file=sys.stderr)
         return 1
     return 0

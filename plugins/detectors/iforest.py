@@ -63,9 +63,19 @@ class IForestConfig:
     retrain_every: Duration | None = opt(Duration(86400.0), doc="How often a self-baselined model is retrained.")
     keep_windows: int = opt(20_000, ge=10, doc="Recent normal windows kept for retraining.")
     n_estimators: int = opt(100, ge=1, doc="Trees of a self-baselined forest.")
-    threshold_quantile: float = opt(0.995, ge=0.5, le=1.0, doc="Quantile of normal training scores used as threshold.")
+    threshold_quantile: float = opt(
+        0.999, ge=0.5, le=1.0,
+        doc="Quantile of normal training scores used as threshold. An hour of 10 s steps is 360 windows: 0.995 "
+        "flagged ~2 normal windows an hour by construction, 0.999 about one in three hours.",
+    )
     novelty_margin: float = opt(
         0.25, ge=0.0, doc="Share of each count's training span tolerated beyond it before a window counts as novel."
+    )
+    novelty_rate_sd: float = opt(
+        3.0, ge=0.0,
+        doc="For sliding windows, whose counts are rates: Poisson standard deviations (square root of the count) "
+        "above each count's training maximum that are still not novel. Session and count windows use 0: their "
+        "counts are structure, not rates.",
     )
     features: list[str] = opt(["counts", "stats", "temporal", "levels"], doc="Feature groups of a self-baselined model.")
     train_timeout: Duration = opt(Duration(900.0), doc="A training child running longer is stopped.")
@@ -208,6 +218,7 @@ class IForestDetector:
             "n_estimators": self.config.n_estimators,
             "quantile": self.config.threshold_quantile,
             "novelty_margin": self.config.novelty_margin,
+            "novelty_rate_sd": self.config.novelty_rate_sd if self.spec.type == "sliding" else 0.0,
             "groups": list(self.config.features),
             "seed": self._seq,
         }

@@ -247,6 +247,6 @@ def test_starting_a_training_child_loads_no_training_code_into_the_daemon(tmp_pa
     assert json.loads(done.stdout.strip().splitlines()[-1]) == {"started": 1.0, "heavy": []}
     doc = json.loads((tmp_path / "detector.iforest.0" / "train-windows.json").read_text())
     assert asdict(ForestOptions(**{**doc["options"], "groups": tuple(doc["options"]["groups"])})) == asdict(
-        ForestOptions(n_estimators=5, quantile=0.995, novelty_margin=0.25,
+        ForestOptions(n_estimators=5, quantile=0.999, novelty_margin=0.25, novelty_rate_sd=3.0,  # sliding: rates
                       groups=("counts", "stats", "temporal", "levels"), seed=1))
     assert len(doc["windows"]) >= 20 and all("counts" in w for w in doc["windows"])

@@ -1,0 +1,48 @@
+"""The forest's novelty term: what counts as a count never seen."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from agent.bundle import load_bundle, write_bundle
+from agent.errors import BundleError
+from agent.features import fit_feature_spec
+from agent.forest import ForestModel, novelty_scores
+from agent.schema import Duration
+from agent.training.iforest import ForestOptions, build_bundle
+from agent.types import Window
+from agent.windows import WindowSpec
+
+
+def test_rate_tolerance_absorbs_a_new_maximum_of_a_rare_count_but_not_a_template_never_seen() -> None:
+    # Template 1 came 0-2 times a window while learning (a background error), template 2 never.
+    learned = [Window("app", str(i), 0.0, 60.0, events=[7] * 50 + [1] * (i % 3)) for i in range(30)]
+    spec = fit_feature_spec(learned)
+    col = spec.vocabulary
+    rows = np.zeros((3, spec.n_counts))
+    rows[:, col[7]] = 50
+    rows[0, col[1]] = 4  # twice the old maximum: within 3 Poisson sd of it (2 + 0.5 + 3 * 1.41)
+    rows[1, col[1]] = 9  # far beyond
+    rows[2, spec.unknown_column] = 1  # a template the forest never saw
+    without = novelty_scores(spec, rows, 0.25)
+    with_rate = novelty_scores(spec, rows, 0.25, rate_sd=3.0)
+    assert without[0] > 0 and with_rate[0] == 0
+    assert with_rate[1] > 0
+    assert without[2] > 0 and with_rate[2] == without[2]  # nothing tolerated where the maximum is 0
+
+
+def test_a_bundle_with_a_bad_rate_tolerance_is_refused_with_the_key(tmp_path: Path) -> None:
+    learned = [Window("app", str(i), 0.0, 60.0, events=[7] * (50 + i % 5)) for i in range(30)]
+    model, manifest = build_bundle(learned, WindowSpec(type="sliding", size=Duration(60.0)),
+                                   ForestOptions(n_estimators=5, novelty_rate_sd=3.0), command="test")
+    path = write_bundle(tmp_path / "b", model, manifest)
+    assert ForestModel(load_bundle(path)).rate_sd == 3.0
+    doc = json.loads((path / "manifest.json").read_text())
+    doc["model"]["novelty"]["rate_sd"] = -1
+    (path / "manifest.json").write_text(json.dumps(doc))
+    with pytest.raises(BundleError, match="rate_sd"):
+        ForestModel(load_bundle(path))
