@@ -74,6 +74,10 @@ class Tailer:
         self._cursor_lock = threading.Lock()
         self._resumer = Resumer(self)
         self._reported: set[str] = set()
+        self._unopened: set[str] = set()
+        """Matched files that could not be opened (permission, descriptors): every wake-up rescans for them.
+        Only these: a directory the glob matches stays reported, and rescanning for it at each write the
+        watcher reports would re-expand every pattern many times a second."""
         self._ignored: dict[str, tuple[tuple[int, int], float, int]] = {}
         self._emit: Emit | None = None
         self._out: list[Record] = []
@@ -110,7 +114,7 @@ class Tailer:
             self._threads.append(t)
 
     def wake(self, structural: bool) -> None:
-        if structural or self._reported:
+        if structural or self._unopened:
             self._rescan = True
         self._wake.set()
 
@@ -268,6 +272,7 @@ class Tailer:
         self.store.scanned_at = self.ctx.clock.time()
         self._check_paths()
         found = discovery.expand(self.config.path, self.config.exclude)
+        self._unopened.intersection_update(found.files)  # one deleted since is no reason to rescan any more
         for path in found.directories + found.others:
             self._report_once(path, "path_not_a_file")
         if self.watcher is not None:
@@ -328,6 +333,7 @@ class Tailer:
         except PermissionError as exc:
             if path not in self._reported:
                 self.stats.permission_denied += 1
+            self._unopened.add(path)
             self._report_once(path, "file_permission_denied", error=str(exc), retry="on every scan")
             return None
         except OSError as exc:
@@ -336,10 +342,12 @@ class Tailer:
             # Out of descriptors (EMFILE/ENFILE), an I/O error: the file exists and is not being read.
             if path not in self._reported:
                 self.stats.access_errors += 1
+            self._unopened.add(path)
             hint = "raise LimitNOFILE (ulimit -n)" if exc.errno in (errno.EMFILE, errno.ENFILE) else None
             self._report_once(path, "file_open_failed", error=str(exc), retry="on every scan", hint=hint)
             return None
         self._reported.discard(path)
+        self._unopened.discard(path)
         st = os.fstat(fd)
         key = (st.st_dev, st.st_ino)
         if key in self.files:

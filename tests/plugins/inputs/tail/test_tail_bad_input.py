@@ -17,6 +17,7 @@ from watchdog.observers.inotify import InotifyObserver
 
 from agent.clock import ManualClock, SystemClock
 from agent.plugin import PluginContext
+from agent.schema import Duration
 from plugins.inputs.tail import TailConfig, TailInput
 from tests.plugins.inputs.tail.tailkit import Harness, Sink, append
 
@@ -34,6 +35,24 @@ def test_directory_matching_the_glob_is_reported_once_and_skipped(harness: Harne
         drain(inp)
     assert sink.lines() == ["ok"]
     assert [e["event"] for e in logs].count("path_not_a_file") == 1
+
+
+def test_a_directory_the_glob_matches_does_not_make_every_write_rescan(harness: Harness, drain: Drain) -> None:
+    """`/var/log/*` matches directories (journal/, apt/): reported once, they must not turn each write event
+    into a re-expansion of every pattern (a file that could not be opened still does: it is retried)."""
+    clock = ManualClock(1000.0)
+    (harness.dir / "dir.log").mkdir()
+    append(harness.dir / "app.log", "one\n")
+    inp, sink = harness.make(clock=clock, refresh_interval=Duration(60.0))
+    drain(inp)
+    tailer = inp._tailer  # which events rescan is not part of the input's API
+    scanned = tailer.store.scanned_at
+    clock.advance(1.0)
+    append(harness.dir / "app.log", "two\n")
+    tailer.wake(structural=False)  # what the watcher does for a write
+    drain(inp)
+    assert sink.lines() == ["one", "two"]
+    assert tailer.store.scanned_at == scanned
 
 
 def test_excluded_paths_are_not_read(harness: Harness, drain: Drain) -> None:
@@ -133,6 +152,7 @@ _CHILD = """
 import sys, time
 from agent.plugin import PluginContext
 from agent.schema import Duration
+from agent.schema import Duration
 from plugins.inputs.tail import TailConfig, TailInput
 from pathlib import Path
 d = Path(sys.argv[1])
@@ -184,6 +204,7 @@ _LIMITED_CHILD = """
 import resource, sys
 from pathlib import Path
 from agent.plugin import PluginContext
+from agent.schema import Duration
 from agent.schema import Duration
 from plugins.inputs.tail import TailConfig, TailInput
 d, limit = Path(sys.argv[1]), int(sys.argv[2])
