@@ -8,6 +8,11 @@ Alertmanager resolves an alert by itself once `endsAt` passes, so a firing alert
 `endsAt = now + 4 * resend_interval` and re-sent every `resend_interval` while open (the router's tick
 drives the re-sends): if logwarden dies, its alerts resolve a few minutes later instead of firing forever,
 the same bargain Prometheus makes. A resolution is sent with `endsAt = now`.
+
+An escalation changes the labels (severity, and the title that is the alertname), which to Alertmanager is a
+new alert: the old label set is resolved in the same request, so it does not keep firing beside the new
+one until its `endsAt` and then report "resolved" minutes into the incident. The last labels sent per
+fingerprint are remembered in memory (bounded); after a restart the old set just expires.
 """
 
 from __future__ import annotations
@@ -20,12 +25,14 @@ from typing import Any, ClassVar
 from urllib.parse import quote
 
 from agent.alerting.payload import rfc3339
-from agent.plugin import Delivery, PluginContext
+from agent.plugin import Delivery, PluginContext, Sent
 from agent.schema import Duration, opt
 from agent.types import Alert, AlertStatus, Record
 from plugins.outputs.http_common import HttpClient, HttpClientConfig, check_url
 
 MAX_ANNOTATION = 8000
+MAX_REMEMBERED = 10_000
+"""Open alerts whose last labels are remembered; the oldest is forgotten beyond (it then merely expires)."""
 _LABEL_NAME = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
 
 
@@ -100,6 +107,8 @@ class AlertmanagerOutput:
         self.resend_interval_s = config.resend_interval.seconds
         self.endpoint = config.url.rstrip("/") + "/api/v2/alerts"
         self.client = HttpClient(config.http)
+        self._labels_sent: dict[str, dict[str, str]] = {}
+        """Fingerprint → the labels its last firing post carried."""
 
     @staticmethod
     def preflight(config: AlertmanagerConfig) -> list[tuple[str, str]]:
@@ -111,10 +120,26 @@ class AlertmanagerOutput:
 
     def deliver(self, alerts: Sequence[Alert]) -> Delivery:
         now = self.ctx.clock.time()
-        body = [postable(a, now, self.resend_interval_s, self.config.generator_url, self.config.labels)
-                for a in alerts]
+        body: list[dict[str, Any]] = []
+        sent: dict[str, dict[str, str] | None] = {}
+        for a in alerts:
+            doc = postable(a, now, self.resend_interval_s, self.config.generator_url, self.config.labels)
+            before = sent.get(a.fingerprint, self._labels_sent.get(a.fingerprint))
+            if before is not None and before != doc["labels"]:
+                body.append({"labels": before, "startsAt": doc["startsAt"], "endsAt": rfc3339(now)})
+            firing = a.status is AlertStatus.FIRING
+            sent[a.fingerprint] = doc["labels"] if firing else None
+            body.append(doc)
         data = json.dumps(body, ensure_ascii=False).encode("utf-8")
-        return self.client.post(self.endpoint, data, {"Content-Type": "application/json"})
+        result = self.client.post(self.endpoint, data, {"Content-Type": "application/json"})
+        if isinstance(result, Sent):
+            for fp, labels in sent.items():
+                self._labels_sent.pop(fp, None)
+                if labels is not None:
+                    self._labels_sent[fp] = labels
+            while len(self._labels_sent) > MAX_REMEMBERED:
+                del self._labels_sent[next(iter(self._labels_sent))]
+        return result
 
     def write_records(self, records: Sequence[Record]) -> None:
         raise NotImplementedError("the alertmanager output takes `stream: alerts` only")

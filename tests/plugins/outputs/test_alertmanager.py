@@ -102,3 +102,33 @@ def test_a_bad_payload_is_rejected_by_the_real_alertmanager(tmp_path: Path, aler
     out = AlertmanagerOutput(AlertmanagerConfig(url=alertmanager.url), ctx)
     result = out.client.post(out.endpoint, b'[{"labels": {}}]', {"Content-Type": "application/json"})
     assert isinstance(result, Rejected) and "HTTP 400" in result.reason
+
+
+def test_an_escalation_resolves_the_lower_alert_instead_of_leaving_it_firing(
+    tmp_path: Path, alertmanager: Any, waiter: Callable[..., None]
+) -> None:
+    """Severity and title are labels: to Alertmanager the escalated alert is a new one. The old one kept
+    firing beside it until its endsAt (4 resend intervals), then reported itself resolved mid-incident."""
+    clock = ManualClock(start=time.time())
+    ctx = PluginContext(instance="output.alertmanager.0", state_dir=tmp_path, host="web-1", clock=clock)
+    out = AlertmanagerOutput(AlertmanagerConfig(url=alertmanager.url, resend_interval=Duration(60)), ctx)
+    config = AlertsConfig(resolve_after=Duration(300), retry=RetryConfig(base=Duration(0.01), cap=Duration(0.1)))
+    router = AlertRouter(config, [("output.alertmanager.0", "*", out)], tmp_path / "spool.db", "web-1", clock)
+    router.start()
+
+    def shift(share: float, severity: Severity) -> Score:
+        return Score(detector="params", stream="app", key="w", start=clock.time() - 30, end=clock.time(),
+                     score=share, threshold=0.05, is_anomaly=True, title=f"status: 503 share 0.4% → {share:.0%}",
+                     summary="503 share shifted", source="/var/log/a.log", condition="params:8:status",
+                     severity=severity)
+
+    router.submit([shift(0.08, Severity.WARNING)], tag="app")
+    waiter(lambda: router.stats()["sent"] == 1, what="the warning")
+    router.submit([shift(0.4, Severity.CRITICAL)], tag="app")
+    waiter(lambda: router.stats()["sent"] == 2, what="the escalation")
+    waiter(lambda: [a["labels"]["severity"] for a in alertmanager.alerts()] == ["critical"], timeout=15,
+           what="Alertmanager to hold the critical alert only")
+    rx = alertmanager.receiver
+    waiter(lambda: any(a["status"] == "resolved" and a["labels"]["severity"] == "warning"
+                       for b in rx.bodies() for a in b["alerts"]), timeout=15, what="the warning resolved at once")
+    router.close(2.0)
