@@ -30,6 +30,17 @@ def labels_of(am_alerts: list[dict[str, Any]]) -> list[dict[str, str]]:
     return [a["labels"] for a in am_alerts]
 
 
+def routed_to(alertmanager: Any, tmp_path: Path) -> tuple[ManualClock, AlertRouter]:
+    """A started router whose one output is the Alertmanager, on a manual clock that starts now."""
+    clock = ManualClock(start=time.time())
+    ctx = PluginContext(instance="output.alertmanager.0", state_dir=tmp_path, host="web-1", clock=clock)
+    out = AlertmanagerOutput(AlertmanagerConfig(url=alertmanager.url, resend_interval=Duration(60)), ctx)
+    config = AlertsConfig(resolve_after=Duration(300), retry=RetryConfig(base=Duration(0.01), cap=Duration(0.1)))
+    router = AlertRouter(config, [("output.alertmanager.0", "*", out)], tmp_path / "spool.db", "web-1", clock)
+    router.start()
+    return clock, router
+
+
 def test_postable_alert_shape() -> None:
     now = 1_700_000_000.0
     a = alert(1)
@@ -70,12 +81,7 @@ def test_alerts_appear_in_alertmanager_and_reach_its_webhook_receiver(
 def test_router_resends_firing_alerts_and_resolves_them(
     tmp_path: Path, alertmanager: Any, waiter: Callable[..., None]
 ) -> None:
-    clock = ManualClock(start=time.time())
-    ctx = PluginContext(instance="output.alertmanager.0", state_dir=tmp_path, host="web-1", clock=clock)
-    out = AlertmanagerOutput(AlertmanagerConfig(url=alertmanager.url, resend_interval=Duration(60)), ctx)
-    config = AlertsConfig(resolve_after=Duration(300), retry=RetryConfig(base=Duration(0.01), cap=Duration(0.1)))
-    router = AlertRouter(config, [("output.alertmanager.0", "*", out)], tmp_path / "spool.db", "web-1", clock)
-    router.start()
+    clock, router = routed_to(alertmanager, tmp_path)
     s = Score(detector="novelty", stream="app", key="w", start=clock.time() - 5, end=clock.time(), score=1.0,
               threshold=0.5, is_anomaly=True, title="NewTemplate", summary="unseen template", source="/var/log/a.log",
               severity=Severity.WARNING)
@@ -109,12 +115,7 @@ def test_an_escalation_resolves_the_lower_alert_instead_of_leaving_it_firing(
 ) -> None:
     """Severity and title are labels: to Alertmanager the escalated alert is a new one. The old one kept
     firing beside it until its endsAt (4 resend intervals), then reported itself resolved mid-incident."""
-    clock = ManualClock(start=time.time())
-    ctx = PluginContext(instance="output.alertmanager.0", state_dir=tmp_path, host="web-1", clock=clock)
-    out = AlertmanagerOutput(AlertmanagerConfig(url=alertmanager.url, resend_interval=Duration(60)), ctx)
-    config = AlertsConfig(resolve_after=Duration(300), retry=RetryConfig(base=Duration(0.01), cap=Duration(0.1)))
-    router = AlertRouter(config, [("output.alertmanager.0", "*", out)], tmp_path / "spool.db", "web-1", clock)
-    router.start()
+    clock, router = routed_to(alertmanager, tmp_path)
 
     def shift(share: float, severity: Severity) -> Score:
         return Score(detector="params", stream="app", key="w", start=clock.time() - 30, end=clock.time(),
