@@ -151,7 +151,7 @@ def write_bundle(
     template ids) are listed with their sha256 under the manifest's `files` and checked on load.
     """
     out = Path(out_dir).resolve()
-    _check_replaceable(str(out_dir), out)
+    check_replaceable(out_dir)
     out.parent.mkdir(parents=True, exist_ok=True)
     extras = dict(extra_files or {})
     for name in extras:
@@ -188,10 +188,12 @@ def write_bundle(
     return out
 
 
-def _check_replaceable(where: str, out: Path) -> None:
+def check_replaceable(out_dir: str | Path) -> None:
     """Refuse an `out` that is not ours to replace: the write renames whatever is there aside and deletes it,
     so a typo'd or tab-completed path to a folder of notes used to lose that folder with everything in it.
-    A new path, an empty folder and an existing bundle (retraining, self-baselining) are fine."""
+    A new path, an empty folder and an existing bundle (retraining, self-baselining) are fine. `train`
+    calls it before training too, so a bad --out costs no training time."""
+    where, out = str(out_dir), Path(out_dir).resolve()
     if not out.exists():
         return
     if not out.is_dir():

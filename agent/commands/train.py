@@ -112,19 +112,15 @@ def run(args: argparse.Namespace) -> int:
 
 
 def check_out_dir(out: Path) -> None:
-    """Refuse an --out that is not a bundle: writing the bundle renames whatever is there aside and
-    deletes it, so `--out ~/notes` (a typo, a tab completion) used to delete that folder with its files."""
-    if not out.exists():
-        return
-    if not out.is_dir():
-        raise LogwardenError(f"--out {out}: exists and is not a folder; give a new or bundle folder")
-    from agent.bundle import MANIFEST_FILE
+    """Refuse an --out that is not a bundle before training, not after it (`bundle.check_replaceable`); a
+    wrong option is a usage error (exit 1), not a bad bundle (65)."""
+    from agent.bundle import check_replaceable
+    from agent.errors import BundleError
 
-    if any(out.iterdir()) and not (out / MANIFEST_FILE).is_file():
-        raise LogwardenError(
-            f"--out {out}: a folder that is not a model bundle (no {MANIFEST_FILE}); it would be replaced "
-            "with everything in it, so give a new or empty folder"
-        )
+    try:
+        check_replaceable(out)
+    except BundleError as exc:
+        raise LogwardenError(f"--out {out}: {exc.reason}") from None
 
 
 def _rebuild_command(args: argparse.Namespace) -> str:
