@@ -148,4 +148,3 @@ def _missing_folder(pattern: str) -> str | None:
         return None
     what = "is not a folder" if os.path.exists(root) else "does not exist"
     return f"{pattern!r} matches no file and its folder {root} {what}; a typo? (it is still picked up if it appears later)"
-
