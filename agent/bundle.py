@@ -20,6 +20,7 @@ import json
 import os
 import shutil
 import tempfile
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -87,9 +88,15 @@ def new_manifest(
     preprocessing: dict[str, Any] | None = None,
     drain_snapshot: str | None = None,
     created: str | None = None,
+    template_names: Mapping[int, str] | None = None,
 ) -> dict[str, Any]:
-    """A complete manifest (sha256 is filled in by `write_bundle`)."""
-    return {
+    """A complete manifest (sha256 is filled in by `write_bundle`).
+
+    `template_names` (template id → text, for the ids of the vocabulary) lets an explanation name a template
+    that has gone missing from the logs after a restart, before the daemon has seen its text again."""
+    names = {} if template_names is None else {
+        str(tid): template_names[tid] for tid in sorted(features.vocabulary) if tid in template_names}
+    doc = {
         "format_version": FORMAT_VERSION,
         "detector": detector,
         "created": created or _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
@@ -106,6 +113,9 @@ def new_manifest(
         "train_command": train_command,
         "model": model or {},
     }
+    if names:
+        doc["templates"] = names
+    return doc
 
 
 @dataclass(slots=True)
@@ -121,6 +131,8 @@ class Bundle:
     onnx: OnnxInfo
     files: dict[str, bytes] = field(default_factory=dict)
     """Extra files listed in the manifest's `files`, already checked against their sha256."""
+    template_names: dict[int, str] = field(default_factory=dict)
+    """The manifest's optional `templates`: the text of each vocabulary template when it was trained."""
 
     @property
     def detector(self) -> str:
@@ -258,7 +270,19 @@ def load_bundle(
         raise BundleError(where, "features", str(exc)) from None
     threshold = _threshold(where, doc["threshold"])
     extras = _extra_files(p, doc.get("files", {}))
-    return Bundle(p, doc, model_bytes, window, features, threshold, onnx, extras)
+    return Bundle(p, doc, model_bytes, window, features, threshold, onnx, extras, _template_names(where, doc))
+
+
+def _template_names(where: str, doc: dict[str, Any]) -> dict[int, str]:
+    raw = doc.get("templates", {})
+    if not isinstance(raw, dict):
+        raise BundleError(where, "templates", "must map template ids to their text")
+    out: dict[int, str] = {}
+    for key, text in raw.items():
+        if not (isinstance(key, str) and key.lstrip("-").isdigit() and isinstance(text, str)):
+            raise BundleError(where, f"templates.{key}", "must map a template id to its text")
+        out[int(key)] = text
+    return out
 
 
 def _extra_files(p: Path, listed: object) -> dict[str, bytes]:

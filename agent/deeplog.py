@@ -15,7 +15,7 @@ how the daemon and `logwarden score` deliver them.
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -24,7 +24,7 @@ import numpy.typing as npt
 from agent.bundle import Bundle
 from agent.errors import BundleError
 from agent.features import featurize
-from agent.scoring import OnnxScorer, WindowScores, explain_counts
+from agent.scoring import OnnxScorer, WindowScores, explain_counts, template_text
 from agent.sequence import (
     UNK,
     UNKNOWN_SCORE,
@@ -84,8 +84,12 @@ class NextEventModel:
                                   batch_size=self.batch_size, seen=self.seen)
         return WindowScores(score=scores.session)
 
-    def explain(self, window: Window, top: int = 3, max_samples: int = 3) -> Evidence:
-        """The events the model did not predict (worst first), with what it expected in their place."""
+    def explain(
+        self, window: Window, names: Mapping[int, str] | None = None, top: int = 3, max_samples: int = 3
+    ) -> Evidence:
+        """The events the model did not predict (worst first), with what it expected in their place; the
+        expected templates are not in the window, so their text comes from `names` when it is known."""
+        names = names or {}
         seq = self.encoder.encode(window.events, bounded=self.bounded, count=False)
         windows = next_event_windows([seq], self.history, bounded=self.bounded)
         if len(windows) == 0:
@@ -101,8 +105,9 @@ class NextEventModel:
                 break
             token = int(windows.target[j])
             event_index = int(windows.position[j]) - offset
-            tid, label = self._describe(window, token, event_index)
-            expected = [self.vocabulary.key_of(int(t)) for t in np.argsort(-logits[j], kind="stable")[: int(self.top_g)]]
+            tid, label = self._describe(window, token, event_index, names)
+            expected = [_name_key(self.vocabulary.key_of(int(t)), names)
+                        for t in np.argsort(-logits[j], kind="stable")[: int(self.top_g)]]
             rank = "unknown" if scores[j] >= UNKNOWN_SCORE else str(int(scores[j]) + 1)
             rows.append(TemplateEvidence(tid, label, float(scores[j]), float(self.top_g), float(scores[j])))
             params[f"event_{event_index}"] = f"{label} (rank {rank}); expected one of: {', '.join(expected)}"
@@ -110,12 +115,20 @@ class NextEventModel:
                 samples.extend(window.samples.get(tid, [])[:max_samples])
         return Evidence(templates=rows, samples=samples, params=params)
 
-    def _describe(self, window: Window, token: int, event_index: int) -> tuple[int, str]:
+    def _describe(self, window: Window, token: int, event_index: int, names: Mapping[int, str]) -> tuple[int, str]:
         if 0 <= event_index < len(window.events):
             tid = int(window.events[event_index])
-            text = window.templates.get(tid, f"template {tid}")
+            text = template_text(window, tid, names)
             return tid, (f"{text} (never seen in training)" if token == UNK else text)
         return -1, "end of session" if event_index >= len(window.events) else "start of session"
+
+
+def _name_key(key: str, names: Mapping[int, str], width: int = 80) -> str:
+    """A vocabulary key as evidence: the template id with the start of its text when the detector knows it."""
+    text = names.get(int(key)) if key.lstrip("-").isdigit() else None
+    if text is None:
+        return key
+    return f"{key} '{text if len(text) <= width else text[:width - 1] + '…'}'"
 
 
 def _seen_transitions(bundle: Bundle, history: int) -> SeenTransitions | None:
@@ -179,8 +192,8 @@ class AutoencoderModel:
             out[idx] = np.asarray(err, dtype=np.float64).reshape(-1)
         return WindowScores(score=out)
 
-    def explain(self, window: Window) -> Evidence:
-        return explain_counts(self.spec, window)
+    def explain(self, window: Window, names: Mapping[int, str] | None = None) -> Evidence:
+        return explain_counts(self.spec, window, names=names)
 
 
 def DeepLogModel(bundle: Bundle) -> NextEventModel | AutoencoderModel:

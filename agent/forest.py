@@ -23,7 +23,7 @@ training time, so the threshold is measured on exactly what serving computes.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 import numpy.typing as npt
@@ -81,5 +81,5 @@ class ForestModel:
                    else np.zeros(len(windows)))
         return WindowScores(score=forest + novelty, parts={"forest": forest, "novelty": novelty})
 
-    def explain(self, window: Window) -> Evidence:
-        return explain_counts(self.spec, window)
+    def explain(self, window: Window, names: Mapping[int, str] | None = None) -> Evidence:
+        return explain_counts(self.spec, window, names=names)

@@ -13,7 +13,7 @@ serves it, imported by name when a bundle of that kind is first opened.
 from __future__ import annotations
 
 import importlib
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Generic, Protocol, TypeVar
 
@@ -106,8 +106,9 @@ class WindowModel(Protocol):
         """Higher = more anomalous; anomalous when above `threshold`."""
         ...
 
-    def explain(self, window: Window) -> Evidence:
-        """Why this window scored high, in templates and sample lines."""
+    def explain(self, window: Window, names: Mapping[int, str] | None = None) -> Evidence:
+        """Why this window scored high, in templates and sample lines; `names` gives the text of templates
+        the window does not hold (see `template_text`)."""
         ...
 
 
@@ -167,14 +168,53 @@ class ScoreBatcher(Generic[T]):
         return items
 
 
-def explain_counts(spec: FeatureSpec, window: Window, top: int = 3, max_samples: int = 3) -> Evidence:
+class TemplateNames(dict[int, str]):
+    """The latest text of each template a detector's windows carried, seeded from its bundle's manifest:
+    what `explain` names a template with when the window it explains no longer holds it.
+
+    Bounded (`limit`, oldest first out) because a stream of ever-new templates would otherwise grow it
+    without end; the Drain tree that made them has its own bound."""
+
+    __slots__ = ("limit",)
+
+    def __init__(self, limit: int = 50_000) -> None:
+        super().__init__()
+        self.limit = limit
+
+    def learn(self, windows: Iterable[Window]) -> None:
+        for w in windows:
+            self.update(w.templates)
+        while len(self) > self.limit:
+            del self[next(iter(self))]
+
+    def seed(self, bundle: Bundle) -> None:
+        """The bundle's names of templates not seen here yet (what the daemon saw itself is newer)."""
+        for tid, text in bundle.template_names.items():
+            self.setdefault(tid, text)
+
+
+def template_text(window: Window, tid: int, names: Mapping[int, str]) -> str:
+    """The window's own text of a template, else the last one its detector saw, else just its id."""
+    text = window.templates.get(tid)
+    if text is None:
+        text = names.get(tid)
+    return text if text is not None else f"template {tid}"
+
+
+def explain_counts(
+    spec: FeatureSpec, window: Window, top: int = 3, max_samples: int = 3, names: Mapping[int, str] | None = None
+) -> Evidence:
     """The templates whose counts deviate most from training (z-scores), with sample lines.
 
     A template training never saw is the strongest evidence there is, so unseen ids rank first (weighted
     as a z against a std of 0.5, like any column constant at 0 in training); then
     columns by |z|, where a column that was constant in training gets a floor of 0.5 on its std (seeing
     1 of a template that was always absent is a z of 2, not infinity).
+
+    A template that went missing is not in the window, so its text comes from `names` (what the detector
+    last saw of each template): "normally 174, observed 0" needs to say which line stopped.
     """
+    names = names or {}
     counts = count_matrix(spec, [window])[0]
     mean = np.asarray(spec.count_mean, dtype=np.float64)
     std = np.maximum(np.asarray(spec.count_std, dtype=np.float64), 0.5)
@@ -182,7 +222,7 @@ def explain_counts(spec: FeatureSpec, window: Window, top: int = 3, max_samples:
     # Per template, not per event: a windower's window carries its counts (in order of first occurrence).
     unknown = {tid: n for tid, n in template_counts(window) if tid not in spec.vocabulary}
     rows: list[TemplateEvidence] = [
-        TemplateEvidence(tid, window.templates.get(tid, f"template {tid}"), float(n), 0.0, float(n) / 0.5)
+        TemplateEvidence(tid, template_text(window, tid, names), float(n), 0.0, float(n) / 0.5)
         for tid, n in sorted(unknown.items(), key=lambda kv: -kv[1])
     ]
     if len(mean) == len(counts):
@@ -193,7 +233,7 @@ def explain_counts(spec: FeatureSpec, window: Window, top: int = 3, max_samples:
                 break
             tid = col_to_tid[int(col)]
             rows.append(
-                TemplateEvidence(tid, window.templates.get(tid, f"template {tid}"), float(counts[col]), float(mean[col]), float(z[col]))
+                TemplateEvidence(tid, template_text(window, tid, names), float(counts[col]), float(mean[col]), float(z[col]))
             )
     rows = rows[:top]
     samples: list[str] = []

@@ -9,7 +9,7 @@ explanation is the count deviation of `agent.scoring.explain_counts` (a classifi
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 
@@ -51,8 +51,8 @@ class ClassifierModel:
             probs[s : s + self.batch_size] = np.asarray(out, dtype=np.float64).reshape(-1)
         return WindowScores(score=per_owner_max(probs, owner, len(windows)))
 
-    def explain(self, window: Window) -> Evidence:
-        return explain_counts(self.bundle.features, window)
+    def explain(self, window: Window, names: Mapping[int, str] | None = None) -> Evidence:
+        return explain_counts(self.bundle.features, window, names=names)
 
 
 def TransformerModel(bundle: Bundle) -> NextEventModel | ClassifierModel:

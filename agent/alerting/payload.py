@@ -46,6 +46,13 @@ def rfc3339(ts: float) -> str:
     return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
+def span_text(start: float, end: float) -> str:
+    """A window's span for a sentence people read: `from 2024-05-01 12:00:00 to 12:01:00 UTC` (the end's
+    date only when it differs), not the epoch seconds a summary once showed."""
+    a, b = (rfc3339(t)[:19].replace("T", " ") for t in (start, end))
+    return f"from {a} to {b[11:] if a[:10] == b[:10] else b} UTC"
+
+
 def parse_rfc3339(text: str) -> float:
     return dt.datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
 

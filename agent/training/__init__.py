@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -57,6 +57,19 @@ class TrainingData:
 
     def sequences(self) -> list[list[str]]:
         return [[str(e) for e in w.events] for w in self.windows]
+
+    def template_names(self) -> dict[int, str]:
+        """Each template's text as the training windows last carried it (the manifest's `templates`)."""
+        return window_names(self.windows)
+
+
+def window_names(windows: Sequence[object]) -> dict[int, str]:
+    """Template id → text over windows in order (a later text wins); summaries carry none."""
+    names: dict[int, str] = {}
+    for w in windows:
+        if isinstance(w, Window):
+            names.update(w.templates)
+    return names
 
 
 def resolve_trainer(model: str) -> Trainer:

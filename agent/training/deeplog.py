@@ -204,5 +204,6 @@ def _train_autoencoder(data: TrainingData, out: Path, args: argparse.Namespace) 
             model={"objective": "autoencoder", "architecture": {"network": "lstm-autoencoder", "hidden": hidden},
                    "steps": min(steps, len(windows) - 1), "seed": options.seed, "threads": options.threads},
             drain_snapshot=data.drain_snapshot,
+            template_names=data.template_names(),
         )
         return write_bundle(out, path.read_bytes(), manifest, data.extra_files)

@@ -13,7 +13,7 @@ import argparse
 import json
 import shlex
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -24,7 +24,7 @@ from agent.bundle import OnnxInfo, Threshold, new_manifest, write_bundle
 from agent.errors import LogwardenError
 from agent.features import WindowSummary, count_matrix, featurize, fit_feature_spec
 from agent.forest import novelty_scores
-from agent.training import TrainingData, TrainingError
+from agent.training import TrainingData, TrainingError, window_names
 from agent.training.onnx_iforest import INPUT_NAME, OUTPUT_NAME, forest_to_onnx, opsets
 from agent.types import Window
 from agent.windows import WindowSpec, window_from_dict
@@ -85,8 +85,12 @@ def build_bundle(
     command: str,
     source: str = "",
     drain_snapshot: str | None = None,
+    template_names: Mapping[int, str] | None = None,
 ) -> tuple[bytes, dict[str, Any]]:
-    """Train and export; returns the ONNX bytes and the manifest (`write_bundle` adds the sha256)."""
+    """Train and export; returns the ONNX bytes and the manifest (`write_bundle` adds the sha256).
+
+    The manifest names the vocabulary's templates: `template_names` (what a daemon saw) over the texts the
+    training windows carry."""
     if not windows:
         raise TrainingError("the training set is empty: no windows to learn from")
     spec = fit_feature_spec(windows, groups=options.groups, tfidf=options.tfidf)
@@ -145,6 +149,7 @@ def build_bundle(
         train_command=command,
         model=model,
         drain_snapshot=drain_snapshot,
+        template_names={**window_names(windows), **(template_names or {})},
     )
     return model_bytes, manifest
 
@@ -212,7 +217,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             WindowSummary.from_dict(w) if "counts" in w else window_from_dict(w) for w in doc["windows"]
         ]
         command = shlex.join([sys.executable, "-m", "agent.training.iforest", *(argv or sys.argv[1:])])
-        model_bytes, manifest = build_bundle(windows, spec, options, command=command, source=args.source)
+        names = {int(tid): str(text) for tid, text in doc.get("templates", {}).items()}
+        model_bytes, manifest = build_bundle(windows, spec, options, command=command, source=args.source,
+                                             template_names=names)
         write_bundle(args.out, model_bytes, manifest)  # a full disk is a reason the daemon logs, not a traceback
     except (OSError, KeyError, TypeError, ValueError, LogwardenError) as exc:  # BundleError: --out not a bundle
         print(f"training failed: {exc}", file=sys.stderr)

@@ -399,6 +399,7 @@ def write_next_event_bundle(
         train_command=data.command,
         model=model,
         drain_snapshot=data.drain_snapshot,
+        template_names=data.template_names(),
         preprocessing={"sequence": "agent.sequence (vocabulary and history in model.sequence)"},
     )
     extra = dict(data.extra_files)

@@ -213,6 +213,7 @@ def _train_classify(data: TrainingData, out: Path, args: argparse.Namespace, arc
                    "sequence": {"max_len": max_len, "bounded": bounded, "vocabulary": vocabulary.to_json()},
                    "parity_max_abs_error": parity, "seed": fo.seed, "threads": fo.threads},
             drain_snapshot=data.drain_snapshot,
+            template_names=data.template_names(),
             preprocessing={"sequence": "agent.sequence (vocabulary and max_len in model.sequence)"},
         )
         return write_bundle(out, path.read_bytes(), manifest, data.extra_files)

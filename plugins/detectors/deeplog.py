@@ -22,7 +22,7 @@ from agent.bundle import load_bundle
 from agent.errors import BundleError
 from agent.plugin import PluginContext
 from agent.schema import Duration, opt
-from agent.scoring import ScoreBatcher, WindowModel, open_window_model
+from agent.scoring import ScoreBatcher, TemplateNames, WindowModel, open_window_model
 from agent.tagged_windows import TaggedWindowers
 from agent.types import Record, Score, Severity, Window
 
@@ -64,6 +64,8 @@ class DeepLogDetector:
         self.threshold = config.threshold_override if config.threshold_override is not None else self.model.threshold
         self._windows = TaggedWindowers(self.spec)
         self._batcher: ScoreBatcher[Window] = ScoreBatcher(config.batch_size, config.batch_wait.seconds)
+        self._names = TemplateNames()
+        self._names.seed(self.model.bundle)
         log.info("bundle_loaded", detector=self.name, path=config.model, threshold=self.threshold)
 
     @classmethod
@@ -106,6 +108,7 @@ class DeepLogDetector:
         if not windows:
             return []
         self.counters.windows += len(windows)
+        self._names.learn(windows)
         out: list[Score] = []
         for batch in self._batcher.add(windows, self.ctx.clock.monotonic()):
             out.extend(self._score(batch))
@@ -128,7 +131,7 @@ class DeepLogDetector:
             )
             if anomalous:
                 self.counters.anomalies += 1
-                evidence = self.model.explain(w)
+                evidence = self.model.explain(w, self._names)
                 what = "session" if session else "window"
                 first = evidence.templates[0].template if evidence.templates else "an unexpected event"
                 score.title = f"Unexpected event order in {w.stream}: {first}"[:200]

@@ -24,12 +24,13 @@ from typing import Any, ClassVar
 
 import structlog
 
+from agent.alerting.payload import span_text
 from agent.bundle import load_bundle
 from agent.errors import BundleError
 from agent.features import summarize
 from agent.plugin import PluginContext
 from agent.schema import Duration, opt
-from agent.scoring import ScoreBatcher, WindowModel, open_window_model
+from agent.scoring import ScoreBatcher, TemplateNames, WindowModel, open_window_model
 from agent.state import write_atomic
 from agent.tagged_windows import TaggedWindowers
 from agent.types import Record, Score, Severity, Window
@@ -135,6 +136,7 @@ class IForestDetector:
         """Trainings that failed in a row."""
         self._not_before: float | None = None
         self._seq = 0
+        self._names = TemplateNames()
         if not self.auto:
             self._swap(Path(config.model), record=False)
             assert self.model is not None
@@ -168,6 +170,7 @@ class IForestDetector:
             return False
         previous = self.model
         self.model = model
+        self._names.seed(model.bundle)
         self.counters.swaps += 1
         if record:
             prev_name = previous.bundle.path.name if previous is not None and previous.bundle.path.parent == path.parent else None
@@ -195,6 +198,7 @@ class IForestDetector:
                 except BundleError:
                     log.warning("bundle_refused", path=str(self._state / name), exc_info=True)
                     continue
+                self._names.seed(self.model.bundle)
                 self._seq = _seq_of(name)
                 if self.config.retrain_every:
                     self._next_retrain = self.ctx.clock.monotonic() + self.config.retrain_every.seconds
@@ -222,7 +226,9 @@ class IForestDetector:
             "groups": list(self.config.features),
             "seed": self._seq,
         }
-        head = json.dumps({"window": self.spec.to_dict(), "options": options}, separators=(",", ":"))
+        # The text of each template as last seen, so the bundle can name the ones that go missing later.
+        doc = {"window": self.spec.to_dict(), "options": options, "templates": self._names}
+        head = json.dumps(doc, separators=(",", ":"))
         write_atomic(windows_file, head[:-1] + ',"windows":[' + ",".join(self._recent) + "]}")
         log_path = self._state / "train.log"
         with open(log_path, "wb") as log_fh:
@@ -331,6 +337,7 @@ class IForestDetector:
         if not windows:
             return []
         self.counters.windows += len(windows)
+        self._names.learn(windows)
         if self.model is None:
             for w in windows:
                 self._recent.append(_compact(summarize(w).to_dict()))
@@ -367,9 +374,9 @@ class IForestDetector:
                 novel = novelty is not None and novelty[i] > 0
                 score.title = f"Unusual log pattern in {w.stream}" + (" (templates or counts never seen)" if novel else "")
                 parts = f"forest {forest[i]:.3f}, novelty {novelty[i]:.3f}" if forest is not None and novelty is not None else ""
-                score.summary = f"{len(w)} events between {w.start:.0f} and {w.end:.0f} scored {value:.3f} > {threshold:.3f} ({parts})."
+                score.summary = f"{len(w)} events {span_text(w.start, w.end)} scored {value:.3f} > {threshold:.3f} ({parts})."
                 score.severity = Severity.WARNING
-                score.evidence = model.explain(w)
+                score.evidence = model.explain(w, self._names)
             elif self.auto:
                 self._recent.append(_compact(summarize(w).to_dict()))
             out.append(score)

@@ -41,6 +41,24 @@ def test_round_trip(tmp_path: Path, made: tuple[bytes, dict[str, Any]]) -> None:
         assert key in doc
 
 
+def test_the_manifest_names_the_vocabulary_templates(tmp_path: Path) -> None:
+    """So that after a restart an explanation can name a template that stopped before it was seen again."""
+    windows = [Window("s", str(i), 0.0, 0.0, events=[1, 2, 2], templates={1: "old text", 2: "Job <*> done"})
+               for i in range(20)]
+    windows[-1].templates[1] = "Job <*> started"  # a template's text as Drain last generalised it wins
+    model, manifest = build_bundle(windows, SPEC, ForestOptions(n_estimators=5),
+                                   command="test", template_names={2: "Job <*> done in <*>", 9: "not in the vocabulary"})
+    out = write_bundle(tmp_path / "b", model, manifest)
+    assert json.loads((out / MANIFEST_FILE).read_text())["templates"] == {"1": "Job <*> started", "2": "Job <*> done in <*>"}
+    assert load_bundle(out).template_names == {1: "Job <*> started", 2: "Job <*> done in <*>"}
+    doc = json.loads((out / MANIFEST_FILE).read_text())
+    for bad, field in (([1, 2], "templates"), ({"one": "x"}, "templates.one"), ({"1": 7}, "templates.1")):
+        (out / MANIFEST_FILE).write_text(json.dumps({**doc, "templates": bad}))
+        _refused(out, field)
+    (out / MANIFEST_FILE).write_text(json.dumps({k: v for k, v in doc.items() if k != "templates"}))
+    assert load_bundle(out).template_names == {}  # bundles written before the field: nothing to name with
+
+
 def test_rewrite_replaces_whole_bundle_and_leaves_no_temp(tmp_path: Path, made: tuple[bytes, dict[str, Any]]) -> None:
     model, manifest = made
     write_bundle(tmp_path / "b", model, manifest, {"drain.json": b"{}"})

@@ -72,6 +72,16 @@ def test_explain_ranks_missing_templates_too() -> None:
     assert {t.template_id for t in ev.templates} == {1, 2}
 
 
+def test_a_template_missing_from_the_window_is_named_by_what_the_detector_saw() -> None:
+    spec = fit_feature_spec([win([1, 2, 2]), win([1, 2, 2, 2])])
+    silent = win([1, 1, 1])  # template 2 stopped: the window holds no text for it
+    assert {t.template_id: t.template for t in explain_counts(spec, silent).templates}[2] == "template 2"
+    named = explain_counts(spec, silent, names={2: "Heartbeat from <*> ok", 7: "unused"}).templates
+    assert {t.template_id: t.template for t in named}[2] == "Heartbeat from <*> ok"
+    silent.templates[2] = "the window's own text wins"
+    assert {t.template_id: t.template for t in explain_counts(spec, silent, names={2: "x"}).templates}[2] == "the window's own text wins"
+
+
 def test_tally_windows_explain_like_list_windows() -> None:
     """A `lists=False` windower's windows have no events: the evidence comes from their summaries and must
     be that of the same windows with their lists (unseen templates first, then counts off the mean)."""

@@ -95,6 +95,8 @@ def test_explanation_names_the_unpredicted_event_and_what_was_expected(bundle_di
     assert ev.templates[0].template == "read row <*>"
     assert "2026-01-01 read row 7" in ev.samples
     assert any("expected one of" in v and "11" in v for v in ev.params.values())
+    named = model.explain(window, {11: "auth ok for <*>", 12: "read row <*>"})  # type: ignore[attr-defined]
+    assert any("expected one of" in v and "11 'auth ok for <*>'" in v for v in named.params.values()), named.params
 
 
 def test_evaluate_prints_one_json_object_and_writes_the_report(

@@ -65,6 +65,37 @@ def test_serves_a_bundle_with_evidence(tmp_path: Path, bundle: Path) -> None:
     assert by_key["blk_2"].condition == "session:hdfs:blk_2"
 
 
+def test_evidence_names_the_templates_that_went_missing(tmp_path: Path, bundle: Path) -> None:
+    """"observed 0, normally 2.5" must say which line stopped: the window no longer holds that template, so
+    its text comes from what the detector saw earlier, or after a restart from the bundle's manifest."""
+
+    def named(block: int, events: list[int]) -> list[Record]:
+        return [Record(tag="hdfs", source="/log/hdfs.log", raw=f"event {e} blk_{block}", time=float(i),
+                       template_id=e, template=f"Event {e} of <*>") for i, e in enumerate(events)]
+
+    def missing_rows(det: IForestDetector, block: int) -> dict[int, str]:
+        det.observe(named(block, [5, 22, 77]))
+        (score,) = [s for s in det.tick(100.0 * block) if s.key == f"blk_{block}"]
+        assert score.is_anomaly and score.summary.startswith("3 events from 1970-01-01 00:00:00 to ")
+        return {t.template_id: t.template for t in score.evidence.templates if t.observed == 0}
+
+    c = PluginContext(instance="detector.iforest.0", state_dir=tmp_path / "state", host="h", clock=ManualClock())
+    det = IForestDetector(IForestConfig(model=str(bundle), batch_size=1), c)
+    assert set(missing_rows(det, 1).values()) <= {"template 9", "template 11", "template 26"}  # never seen: ids only
+    det.observe(named(2, [5, 5, 22, 11, 9, 11, 9, 26, 26]))
+    rows = missing_rows(det, 3)
+    assert rows and all(text == f"Event {tid} of <*>" for tid, text in rows.items()), rows
+
+    texts = {e: f"Event {e} from the manifest" for e in (5, 9, 11, 22, 26)}
+    model, manifest = build_bundle([Window("hdfs", str(i), 0.0, 0.0, events=normal_events(random.Random(i)))
+                                    for i in range(150)], SESSION, ForestOptions(n_estimators=20), command="test",
+                                   template_names=texts)
+    restarted = IForestDetector(IForestConfig(model=str(write_bundle(tmp_path / "named", model, manifest)),
+                                              batch_size=1), c)
+    rows = missing_rows(restarted, 4)
+    assert rows and all(text == texts[tid] for tid, text in rows.items()), rows
+
+
 def test_a_stop_scores_the_whole_windows_and_drops_the_ones_it_cut_short(tmp_path: Path) -> None:
     """Windows of a steady stream learned whole; the ones a stop cuts short hold a fraction of their
     counts, which the forest reads as anomalous: a false alert at every restart."""
@@ -120,6 +151,8 @@ def test_self_baselines_in_a_child_process_and_hot_swaps(
     state = c.plugin_state_dir()
     assert json.loads((state / "current.json").read_text()) == {"current": "bundle-000001", "previous": None}
     assert "sklearn" not in json.dumps(det.stats())
+    # The child names the templates it learned, so a restarted daemon can name one that stopped.
+    assert det.model.bundle.template_names == {e: f"template {e}" for e in (5, 9, 11, 22, 26)}
     det.observe(block_records(999, t, [5, 22, 404]))
     scores = det.tick(t + 100.0) + det.close()
     assert [s.key for s in scores if s.is_anomaly] == ["blk_999"]
