@@ -217,7 +217,9 @@ def train_bundle(tmp: Path, learner: Any, spec: Any) -> Path:
 
     windows_file = tmp / "train-windows.json"
     options = ForestOptions(groups=("counts", "stats", "temporal", "levels"))
-    write_windows_file(windows_file, spec, list(learner._recent), options)
+    from agent.recent_windows import read_recent
+
+    write_windows_file(windows_file, spec, read_recent(learner._recent.files(), learner._recent.limit), options)
     out = tmp / "bundle"
     subprocess.run([sys.executable, "-m", "agent.training.iforest", "--windows", str(windows_file), "--out", str(out)],
                    check=True, cwd=ROOT)

@@ -24,6 +24,7 @@ from agent.bundle import OnnxInfo, Threshold, new_manifest, write_bundle
 from agent.errors import LogwardenError
 from agent.features import WindowSummary, count_matrix, featurize, fit_feature_spec
 from agent.forest import novelty_scores
+from agent.recent_windows import read_recent
 from agent.training import TrainingData, TrainingError, window_names
 from agent.training.onnx_iforest import INPUT_NAME, OUTPUT_NAME, forest_to_onnx, opsets
 from agent.types import Window
@@ -213,8 +214,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         raw_options = dict(doc.get("options", {}))
         raw_options["groups"] = tuple(raw_options.get("groups", ("counts", "stats")))
         options = ForestOptions(**raw_options)
+        # A daemon names its recent-window files (RecentWindows); a file written by write_windows_file holds them.
+        docs = doc["windows"] if "windows" in doc else read_recent(doc["window_files"], int(doc["max_windows"]))
         windows: list[Window | WindowSummary] = [
-            WindowSummary.from_dict(w) if "counts" in w else window_from_dict(w) for w in doc["windows"]
+            WindowSummary.from_dict(w) if "counts" in w else window_from_dict(w) for w in docs
         ]
         command = shlex.join([sys.executable, "-m", "agent.training.iforest", *(argv or sys.argv[1:])])
         names = {int(tid): str(text) for tid, text in doc.get("templates", {}).items()}

@@ -16,7 +16,6 @@ import json
 import shutil
 import subprocess
 import sys
-from collections import deque
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -29,6 +28,7 @@ from agent.bundle import load_bundle
 from agent.errors import BundleError
 from agent.features import summarize
 from agent.plugin import PluginContext
+from agent.recent_windows import RecentWindows
 from agent.schema import Duration, opt
 from agent.scoring import ScoreBatcher, TemplateNames, WindowModel, open_window_model
 from agent.state import write_atomic
@@ -124,10 +124,9 @@ class IForestDetector:
         self.model: WindowModel | None = None
         self.spec = config.window
         self._batcher: ScoreBatcher[Window] = ScoreBatcher(config.batch_size, config.batch_wait.seconds)
-        self._recent: deque[str] = deque(maxlen=config.keep_windows)
-        """Recent normal windows' summaries as compact JSON, what the training child reads: ~0.5 KB each
-        where the dicts took ~3.4 KB (a 30-template stream), so a full `keep_windows` (20,000 at 10 s steps,
-        2.3 days) is ~10 MB, not ~66 MB on top of the daemon."""
+        self._recent = RecentWindows(ctx.state_dir / ctx.instance, config.keep_windows)
+        """Recent normal windows' summaries as compact JSON lines, what the training child reads: in files,
+        since a full `keep_windows` in memory would be ~10 MB on top of the daemon (see RecentWindows)."""
         self._learn_start: float | None = None
         self._learn_end = 0.0
         self._training: _Training | None = None
@@ -227,9 +226,9 @@ class IForestDetector:
             "seed": self._seq,
         }
         # The text of each template as last seen, so the bundle can name the ones that go missing later.
-        doc = {"window": self.spec.to_dict(), "options": options, "templates": self._names}
-        head = json.dumps(doc, separators=(",", ":"))
-        write_atomic(windows_file, head[:-1] + ',"windows":[' + ",".join(self._recent) + "]}")
+        doc = {"window": self.spec.to_dict(), "options": options, "templates": self._names,
+               "window_files": self._recent.files(), "max_windows": self.config.keep_windows}
+        write_atomic(windows_file, json.dumps(doc, separators=(",", ":")))
         log_path = self._state / "train.log"
         with open(log_path, "wb") as log_fh:
             proc = subprocess.Popen(
@@ -310,6 +309,8 @@ class IForestDetector:
         out["learning"] = 1.0 if self.model is None else 0.0
         out["partial_windows"] = float(self._windows.partial_windows())
         out["pending"] = float(len(self._batcher))
+        out["recent_windows"] = float(len(self._recent))
+        out["recent_write_errors"] = float(self._recent.write_errors)
         return out
 
     def observe(self, records: Sequence[Record]) -> list[Score]:
@@ -331,6 +332,7 @@ class IForestDetector:
             self._training.proc.terminate()
             self._training.proc.wait()
             self._training = None
+        self._recent.close()
         return out
 
     def _handle(self, windows: list[Window]) -> list[Score]:

@@ -15,6 +15,7 @@ import pytest
 from agent.bundle import write_bundle
 from agent.clock import ManualClock
 from agent.plugin import PluginContext
+from agent.recent_windows import read_recent
 from agent.schema import Duration
 from agent.training.iforest import ForestOptions, build_bundle
 from agent.types import Record, Window
@@ -282,4 +283,5 @@ def test_starting_a_training_child_loads_no_training_code_into_the_daemon(tmp_pa
     assert asdict(ForestOptions(**{**doc["options"], "groups": tuple(doc["options"]["groups"])})) == asdict(
         ForestOptions(n_estimators=5, quantile=0.999, novelty_margin=0.25, novelty_rate_sd=3.0,  # sliding: rates
                       groups=("counts", "stats", "temporal", "levels"), seed=1))
-    assert len(doc["windows"]) >= 20 and all("counts" in w for w in doc["windows"])
+    windows = read_recent(doc["window_files"], doc["max_windows"])  # what the child reads
+    assert len(windows) >= 20 and all("counts" in w for w in windows)
