@@ -6,8 +6,8 @@ The live benchmark (`e2e.py`) measures a minute; a daemon runs for weeks, and st
 (windows kept for retraining, baselines per time of day, caches) only shows after days. This generates
 `--days` of normal service log at `--rate` lines/s and replays it (`logwarden replay`, event time: the
 detectors see days pass) with the shipped config's four detectors — the forest self-baselining after its
-hour and retraining every 6 h — in a subprocess whose RSS is sampled twice a second. A replay reads at a
-steady pace, so each tenth of its wall time is about a tenth of the log.
+hour and retraining every 6 h — in a subprocess whose RSS is sampled twice a second together with its read
+position in the log (from /proc), which says how many days it has seen.
 
 Anchor: the RSS once the first simulated day is done (everything learned, every per-time-of-day slot
 seen once); the table gives the growth after it per simulated day. Bounded state levels off after the first
@@ -60,31 +60,38 @@ def main() -> int:
             proc = subprocess.Popen([sys.executable, "-m", "agent.cli", "replay", str(log), "-c", str(cfg)],
                                     cwd=ROOT, stdout=subprocess.DEVNULL, stderr=err)
             ps = psutil.Process(proc.pid)
-            samples: list[float] = []
+            size = log.stat().st_size
+            samples: list[tuple[float, float]] = []  # (share of the log read, RSS MiB) while the log is open
             while proc.poll() is None:
                 try:
-                    samples.append(ps.memory_info().rss / 2**20)
+                    at = [f.position for f in ps.open_files() if f.path == str(log)]
+                    rss = ps.memory_info().rss / 2**20
                 except psutil.NoSuchProcess:
                     break
+                if at:
+                    samples.append((at[0] / size, rss))
                 time.sleep(0.5)
         wall = time.monotonic() - t0
         if proc.returncode != 0 or len(samples) < 20:
             print(f"replay failed (exit {proc.returncode}); see its stderr", file=sys.stderr)
             return 1
-    day = len(samples) / args.days
-    anchor = samples[int(day) - 1]
+    def rss_at(share: float) -> float:
+        """RSS of the last sample taken before `share` of the log was read."""
+        return [r for at, r in samples if at <= share + 1e-9][-1]
+
+    anchor = rss_at(1.0 / args.days)
     print(f"{args.days:g} days at {args.rate:g} lines/s replayed in {wall:.0f} s with {args.detectors}, "
-          f"{len(samples)} RSS samples\n")
+          f"{len(samples)} RSS samples (by the replay's read position in the log)\n")
     print("| simulated | RSS MiB | growth since the end of day 1 | per day after day 1 |")
     print("|---|---|---|---|")
-    for k in range(1, 10):  # the last tenth ends in the stop (snapshots, the final save): not steady state
+    for k in range(1, 11):
         at = k / 10 * args.days
-        rss = samples[min(len(samples), round(k * len(samples) / 10)) - 1]
+        rss = rss_at(k / 10)
         growth = rss - anchor if at >= 1.0 else float("nan")
         per_day = growth / (at - 1.0) if at > 1.0 else float("nan")
         print(f"| day {at:4.2f} | {rss:6.1f} | {growth:+5.1f} | {per_day:+5.2f} |")
-    print(f"\nanchor: {anchor:.1f} MiB at the end of day 1 (all learned); peak {max(samples):.1f} MiB, in the stop "
-          "(snapshots and the final save).")
+    print(f"\nanchor: {anchor:.1f} MiB at the end of day 1 (all learned); the stop that follows the last line "
+          "(snapshots, the final save) is not sampled.")
     return 0
 
 
