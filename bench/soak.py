@@ -49,7 +49,10 @@ def main() -> int:
         tmp = Path(tmp_s)
         log = tmp / "soak.log"
         subprocess.run([sys.executable, "-m", "agent.cli", "generate", "--out", str(log), "--duration",
-                        f"{args.days * 86400:.0f}s", "--rate", str(args.rate), "--incidents", "none", "--seed", "4"],
+                        f"{args.days * 86400:.0f}s", "--rate", str(args.rate), "--incidents", "none", "--seed", "4",
+                        # Days that end an hour ago: the parse stage drops header times in the future (they
+                        # would then count as read now, and a replay's buckets would stop closing).
+                        "--start", f"{time.time() - args.days * 86400 - 3600:.0f}"],
                        cwd=ROOT, check=True, stdout=subprocess.DEVNULL)
         cfg = tmp / "soak.yaml"
         cfg.write_text(pipeline_config(tmp, detectors="".join(DETECTORS[d] for d in args.detectors.split(",")),
