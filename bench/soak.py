@@ -17,6 +17,8 @@ day; state that grows without end keeps adding.
 from __future__ import annotations
 
 import argparse
+import collections
+import json
 import subprocess
 import sys
 import tempfile
@@ -75,6 +77,8 @@ def main() -> int:
                     samples.append((at[0] / size, rss))
                 time.sleep(0.5)
         wall = time.monotonic() - t0
+        fired = collections.Counter(json.loads(line)["detector"] for line in (tmp / "alerts.jsonl").open()
+                                    if '"status":"firing"' in line.replace(" ", ""))
         if proc.returncode != 0 or len(samples) < 20:
             print(f"replay failed (exit {proc.returncode}); see its stderr", file=sys.stderr)
             return 1
@@ -93,6 +97,7 @@ def main() -> int:
         growth = rss - anchor if at >= 1.0 else float("nan")
         per_day = growth / (at - 1.0) if at > 1.0 else float("nan")
         print(f"| day {at:4.2f} | {rss:6.1f} | {growth:+5.1f} | {per_day:+5.2f} |")
+    print(f"\nalerts fired on these normal days: {sum(fired.values())} ({', '.join(f'{d} {n}' for d, n in fired.most_common())})")
     print(f"\nanchor: {anchor:.1f} MiB at the end of day 1 (all learned); the stop that follows the last line "
           "(snapshots, the final save) is not sampled.")
     return 0
