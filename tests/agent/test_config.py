@@ -79,6 +79,14 @@ def registry() -> Registry:
     )
 
 
+def only_error(path: Path, registry: Registry, env: dict[str, str] | None = None) -> ConfigError:
+    """The one located error a bad config must be refused with."""
+    with pytest.raises(ConfigErrors) as exc:
+        load_config(path, registry, env or {})
+    (err,) = exc.value.errors
+    return err
+
+
 def write(tmp_path: Path, text: str) -> Path:
     p = tmp_path / "logwarden.yaml"
     p.write_text(text)
@@ -118,9 +126,7 @@ def test_valid_config_builds_typed_sections(tmp_path: Path, registry: Registry) 
 
 
 def test_unset_required_variable_names_line_and_message(tmp_path: Path, registry: Registry) -> None:
-    with pytest.raises(ConfigErrors) as exc:
-        load_config(write(tmp_path, GOOD), registry, {"HOOK_URL": "https://h/x"})
-    (err,) = exc.value.errors
+    err = only_error(write(tmp_path, GOOD), registry, {"HOOK_URL": "https://h/x"})
     assert err.line == 14
     assert err.key_path == "pipeline.outputs[0].secret"
     assert "HOOK_SECRET is not set: set the webhook secret" in err.message
@@ -139,9 +145,7 @@ def test_expanded_unquoted_number_is_typed(tmp_path: Path, registry: Registry) -
 
 def test_typo_in_key_reports_line_and_suggestion(tmp_path: Path, registry: Registry) -> None:
     text = GOOD.replace("rotate_wait: 10s", "rotate_wiat: 10s")
-    with pytest.raises(ConfigErrors) as exc:
-        load_config(write(tmp_path, text), registry, {"HOOK_URL": "https://h", "HOOK_SECRET": "x"})
-    (err,) = exc.value.errors
+    err = only_error(write(tmp_path, text), registry, {"HOOK_URL": "https://h", "HOOK_SECRET": "x"})
     assert (err.line, err.key_path) == (9, "pipeline.inputs[0].rotate_wiat")
     assert "did you mean 'rotate_wait'" in str(err)
     assert str(err).startswith(f"{tmp_path / 'logwarden.yaml'}:9: ")
@@ -221,9 +225,7 @@ pipeline:
 
 def test_unknown_yaml_tag_is_a_located_error_not_a_traceback(tmp_path: Path, registry: Registry) -> None:
     text = "service:\n  state_dir: !vault secret/path\n" + INPUT
-    with pytest.raises(ConfigErrors) as exc:
-        load_config(write(tmp_path, text), registry, {})
-    (err,) = exc.value.errors
+    err = only_error(write(tmp_path, text), registry)
     assert (err.line, err.key_path) == (2, "service.state_dir")
     assert "!vault" in err.message
 
@@ -238,9 +240,7 @@ def test_alias_bomb_is_refused_quickly(tmp_path: Path, registry: Registry) -> No
 def test_state_dir_under_a_file_is_an_error(tmp_path: Path, registry: Registry) -> None:
     (tmp_path / "plain").write_text("x")
     text = f"service:\n  state_dir: {tmp_path / 'plain' / 'state'}\n" + INPUT
-    with pytest.raises(ConfigErrors) as exc:
-        load_config(write(tmp_path, text), registry, {})
-    (err,) = exc.value.errors
+    err = only_error(write(tmp_path, text), registry)
     assert (err.line, err.key_path) == (2, "service.state_dir")
     assert "is not a folder" in err.message
 
@@ -254,9 +254,7 @@ def test_state_dir_from_an_unset_variable_is_refused(tmp_path: Path, registry: R
 @pytest.mark.parametrize("key", ["tick_interval", "snapshot_interval"])
 def test_zero_timer_interval_is_refused(tmp_path: Path, registry: Registry, key: str) -> None:
     text = f"service:\n  state_dir: {tmp_path}\n  {key}: 0s\n" + INPUT
-    with pytest.raises(ConfigErrors) as exc:
-        load_config(write(tmp_path, text), registry, {})
-    (err,) = exc.value.errors
+    err = only_error(write(tmp_path, text), registry)
     assert (err.line, err.key_path) == (3, f"service.{key}")
     assert "at least 10ms" in err.message
 
