@@ -77,11 +77,11 @@ def main() -> int:
                     samples.append((at[0] / size, rss))
                 time.sleep(0.5)
         wall = time.monotonic() - t0
-        fired = collections.Counter(json.loads(line)["detector"] for line in (tmp / "alerts.jsonl").open()
-                                    if '"status":"firing"' in line.replace(" ", ""))
         if proc.returncode != 0 or len(samples) < 20:
             print(f"replay failed (exit {proc.returncode}); see its stderr", file=sys.stderr)
             return 1
+        alerts = [json.loads(line) for line in (tmp / "alerts.jsonl").read_text().splitlines()]
+        fired = collections.Counter(a["detector"] for a in alerts if a["status"] == "firing")
     def rss_at(share: float) -> float:
         """RSS of the last sample taken before `share` of the log was read."""
         return [r for at, r in samples if at <= share + 1e-9][-1]
