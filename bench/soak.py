@@ -46,6 +46,7 @@ def main() -> int:
     ap.add_argument("--days", type=float, default=3.0)
     ap.add_argument("--rate", type=float, default=8.0, help="Lines per second of log time.")
     ap.add_argument("--detectors", default=",".join(DETECTORS), help="Comma list: which of the four run.")
+    ap.add_argument("--show-alerts", action="store_true", help="Print each alert fired: what a false page says.")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory(prefix="lw-soak-") as tmp_s:
         tmp = Path(tmp_s)
@@ -81,7 +82,8 @@ def main() -> int:
             print(f"replay failed (exit {proc.returncode}); see its stderr", file=sys.stderr)
             return 1
         alerts = [json.loads(line) for line in (tmp / "alerts.jsonl").read_text().splitlines()]
-        fired = collections.Counter(a["detector"] for a in alerts if a["status"] == "firing")
+        firing = [a for a in alerts if a["status"] == "firing"]
+        fired = collections.Counter(a["detector"] for a in firing)
     def rss_at(share: float) -> float:
         """RSS of the last sample taken before `share` of the log was read."""
         return [r for at, r in samples if at <= share + 1e-9][-1]
@@ -98,6 +100,8 @@ def main() -> int:
         per_day = growth / (at - 1.0) if at > 1.0 else float("nan")
         print(f"| day {at:4.2f} | {rss:6.1f} | {growth:+5.1f} | {per_day:+5.2f} |")
     print(f"\nalerts fired on these normal days: {sum(fired.values())} ({', '.join(f'{d} {n}' for d, n in fired.most_common())})")
+    for a in firing if args.show_alerts else []:
+        print(f"  {a['detector']}: {a.get('title', '')} — {a.get('summary', '')}")
     print(f"\nanchor: {anchor:.1f} MiB at the end of day 1 (all learned); the stop that follows the last line "
           "(snapshots, the final save) is not sampled.")
     return 0

@@ -43,6 +43,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     forest.add_argument("--max-samples", type=int, default=None, help="Samples per tree (default min(256, n)).")
     forest.add_argument("--contamination", type=float, default=None, help="Expected anomaly share; sets the threshold quantile to 1 - c.")
     forest.add_argument("--threshold-quantile", type=float, default=0.995, help="Quantile of normal training scores used as threshold.")
+    forest.add_argument("--threshold-tail", action="store_true", help="Where the training windows are too few to show that quantile (fewer than ten above it), extrapolate it from a peaks-over-threshold fit of their upper tail instead of taking their maximum.")
     forest.add_argument("--novelty-margin", type=float, default=0.0, help="Widen each count column's training range by this share of its span.")
     forest.add_argument("--novelty-rate-sd", type=float, default=0.0, help="Also tolerate this many Poisson standard deviations (square root of the count) above each count's training maximum: for sliding windows, whose counts are rates.")
     forest.add_argument("--no-novelty", action="store_true", help="Forest score only (for comparisons).")

@@ -4,7 +4,8 @@ Runs in `logwarden train` and, for self-baselining (`model: auto`), in a child p
 (`python -m agent.training.iforest --windows FILE --out DIR [--options JSON]`), so the daemon never
 imports scikit-learn or carries its memory. The threshold comes from normal training data only: the
 `quantile` of the combined score (forest + novelty, see `agent.forest`) on the training windows, or
-1 - contamination when a contamination is given.
+1 - contamination when a contamination is given. With `tail` the quantile may lie beyond the sample — one
+window in 100,000 from an hour of 360 — and is extrapolated from a fitted tail (`agent.training.tail`).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from agent.forest import novelty_scores
 from agent.recent_windows import read_recent
 from agent.training import TrainingData, TrainingError, window_names
 from agent.training.onnx_iforest import INPUT_NAME, OUTPUT_NAME, forest_to_onnx, opsets
+from agent.training.tail import tail_threshold
 from agent.types import Window
 from agent.windows import WindowSpec, window_from_dict
 
@@ -40,6 +42,8 @@ class ForestOptions:
     """Samples per tree; None = min(256, training windows) as in the original paper."""
     contamination: float | None = None
     quantile: float = 0.995
+    tail: bool = False
+    """Estimate a quantile the training windows are too few to show from a GPD fitted to their upper tail."""
     novelty_margin: float = 0.0
     novelty_rate_sd: float = 0.0
     """Poisson standard deviations above each count's training maximum that are not novel (time windows)."""
@@ -111,12 +115,20 @@ def build_bundle(
     novelty = (novelty_scores(spec, counts, options.novelty_margin, options.novelty_rate_sd) if options.novelty
                else np.zeros(len(x)))
     combined = forest_scores + novelty
+    tail_fit: dict[str, Any] | None = None
     if options.contamination is not None:
         q, method = 1.0 - options.contamination, "contamination"
+        value = float(np.quantile(combined, q))
+    elif options.tail:
+        q = options.quantile
+        # Forest scores stay below 1 and novel windows score above it: the threshold must stay between.
+        value, method, fit = tail_threshold(combined, q, upper=1.0 if options.novelty else float("inf"))
+        tail_fit = fit.to_dict() if fit is not None else None
     else:
         q, method = options.quantile, "quantile"
+        value = float(np.quantile(combined, q))
     # Normal windows often share one exact score; the float32 tolerance keeps them below the threshold.
-    threshold = float(np.quantile(combined, q)) + THRESHOLD_TOLERANCE
+    threshold = value + THRESHOLD_TOLERANCE
     lengths = np.asarray([len(w) for w in windows], dtype=np.float64)
     training = {
         "source": source,
@@ -131,6 +143,8 @@ def build_bundle(
             "flagged_fraction": float((combined > threshold).mean()),
         },
     }
+    if tail_fit is not None:
+        training["tail_fit"] = tail_fit
     model = {
         "kind": "isolation_forest",
         "combine": "forest + novelty",
@@ -163,6 +177,7 @@ def options_from_args(args: argparse.Namespace) -> ForestOptions:
             max_samples=getattr(args, "max_samples", None),
             contamination=getattr(args, "contamination", None),
             quantile=float(getattr(args, "threshold_quantile", 0.995)),
+            tail=bool(getattr(args, "threshold_tail", False)),
             novelty_margin=float(getattr(args, "novelty_margin", 0.0)),
             novelty_rate_sd=float(getattr(args, "novelty_rate_sd", 0.0)),
             novelty=not bool(getattr(args, "no_novelty", False)),

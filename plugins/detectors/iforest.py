@@ -65,9 +65,16 @@ class IForestConfig:
     keep_windows: int = opt(20_000, ge=10, doc="Recent normal windows kept for retraining.")
     n_estimators: int = opt(100, ge=1, doc="Trees of a self-baselined forest.")
     threshold_quantile: float = opt(
-        0.999, ge=0.5, le=1.0,
-        doc="Quantile of normal training scores used as threshold. An hour of 10 s steps is 360 windows: 0.995 "
-        "flagged ~2 normal windows an hour by construction, 0.999 about one in three hours.",
+        0.99999, ge=0.5, le=1.0,
+        doc="Share of normal windows that must score below the threshold. A day of 10 s steps is 8,640 windows; "
+        "0.99999 is about one normal window in 12 days (windows overlap, so alerts come rarer still). An hour "
+        "of training windows cannot show such a quantile: with threshold_tail it is extrapolated.",
+    )
+    threshold_tail: bool = opt(
+        True,
+        doc="Estimate a quantile beyond what the training windows show (fewer than ten above it) from a "
+        "peaks-over-threshold fit of their upper tail. Off, it is their maximum, and a normal window exceeds "
+        "the maximum of n others once in n + 1: an hour of training paged about once an hour.",
     )
     novelty_margin: float = opt(
         0.25, ge=0.0, doc="Share of each count's training span tolerated beyond it before a window counts as novel."
@@ -220,6 +227,7 @@ class IForestDetector:
         options = {
             "n_estimators": self.config.n_estimators,
             "quantile": self.config.threshold_quantile,
+            "tail": self.config.threshold_tail,
             "novelty_margin": self.config.novelty_margin,
             "novelty_rate_sd": self.config.novelty_rate_sd if self.spec.type == "sliding" else 0.0,
             "groups": list(self.config.features),

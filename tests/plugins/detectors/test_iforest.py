@@ -281,7 +281,7 @@ def test_starting_a_training_child_loads_no_training_code_into_the_daemon(tmp_pa
     assert json.loads(done.stdout.strip().splitlines()[-1]) == {"started": 1.0, "heavy": []}
     doc = json.loads((tmp_path / "detector.iforest.0" / "train-windows.json").read_text())
     assert asdict(ForestOptions(**{**doc["options"], "groups": tuple(doc["options"]["groups"])})) == asdict(
-        ForestOptions(n_estimators=5, quantile=0.999, novelty_margin=0.25, novelty_rate_sd=3.0,  # sliding: rates
+        ForestOptions(n_estimators=5, quantile=0.99999, tail=True, novelty_margin=0.25, novelty_rate_sd=3.0,  # rates
                       groups=("counts", "stats", "temporal", "levels"), seed=1))
     windows = read_recent(doc["window_files"], doc["max_windows"])  # what the child reads
     assert len(windows) >= 20 and all("counts" in w for w in windows)
