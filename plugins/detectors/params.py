@@ -4,8 +4,8 @@ they normally are. A latency spike or a rise in 5xx codes changes no template, o
 Per (template, slot) a distribution is learned (see `paramslots`): numeric slots on a log-scale histogram,
 categorical ones as shares; identifier-like slots are skipped. Each closed event-time bucket is compared
 with the baseline: numeric — the bucket's median and p95 against the baseline's, in robust standard
-deviations of the log-value and as a ratio; categorical — the category whose share grew most, as a binomial
-z-score and an absolute change. Baselines decay with `halflife`, learn anomalous buckets only at a tenth of
+deviations of the log-value and as a ratio; categorical — the category whose share grew most, as an exact
+binomial tail probability (shown as a z) and an absolute change. Baselines decay with `halflife`, learn anomalous buckets only at a tenth of
 the weight (an incident must not become normal at once), and are saved atomically so a restart keeps them.
 Templates, slots and categories are capped, so memory stays bounded on any input.
 
@@ -27,7 +27,7 @@ from agent.plugin import PluginContext
 from agent.schema import Duration, opt
 from agent.state import read_json_state, set_aside, write_json_atomic
 from agent.types import Evidence, Record, Score, Severity, TemplateEvidence, event_times
-from plugins.detectors.paramslots import BIN, FOLD_AT, Slot, from_bin, quantile, show, slot_name, spread
+from plugins.detectors.paramslots import BIN, FOLD_AT, Slot, binomial_z, from_bin, quantile, show, slot_name, spread
 from plugins.detectors.timebuckets import BucketClock, SaveThrottle
 
 log = structlog.get_logger("logwarden.detector.params")
@@ -54,7 +54,10 @@ class ParamsConfig:
         3.0, ge=0.5, doc="Shift of a numeric slot's median or p95, in robust standard deviations of its log-value."
     )
     min_ratio: float = opt(2.0, ge=1.0, doc="A numeric median or p95 must also change by at least this factor.")
-    share_threshold: float = opt(6.0, ge=1.0, doc="Binomial z-score of a category's share that fires.")
+    share_threshold: float = opt(
+        6.0, ge=1.0, doc="How unlikely a category's count in a bucket must be at its learned share to fire, as a "
+        "standard normal z (the exact binomial tail: 6 is about one bucket in a billion)."
+    )
     min_share_delta: float = opt(0.05, ge=0.0, le=1.0, doc="A category's share must also grow by at least this much.")
     classify_after: int = opt(50, ge=5, doc="Values seen before a slot is classed numeric, categorical or id-like.")
     max_templates: int = opt(500, ge=1, doc="Templates tracked at most; later ones are ignored.")
@@ -349,7 +352,7 @@ class ParamsDetector:
             share = k / n
             if share - p < self.config.min_share_delta:
                 continue
-            z = (k - n * p) / math.sqrt(n * p * (1 - p))
+            z = binomial_z(k, n, p)
             if z >= self.config.share_threshold and (best is None or z > best[0]):
                 best = (z, cat, p, share)
         if best is None:

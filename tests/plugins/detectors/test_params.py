@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import math
 import random
 import re
 from collections import Counter
@@ -22,7 +23,16 @@ from agent.registry import Registry
 from agent.schema import Duration
 from agent.types import Record, Score
 from plugins.detectors.params import STATE_FILE, ParamsConfig, ParamsDetector
-from plugins.detectors.paramslots import FOLD_AT, OTHER, Slot, parse_number, quantile, slot_name, to_bin
+from plugins.detectors.paramslots import (
+    FOLD_AT,
+    OTHER,
+    Slot,
+    binomial_z,
+    parse_number,
+    quantile,
+    slot_name,
+    to_bin,
+)
 
 _NUM = re.compile(r"(?<=[=\s])[0-9][\w.%]*")
 
@@ -350,3 +360,32 @@ def test_a_halflife_shorter_than_a_bucket_is_refused(halflife: float) -> None:
     with pytest.raises(ValueError, match="halflife"):
         ParamsConfig(bucket=Duration(60.0), halflife=Duration(halflife))
     assert ParamsConfig(bucket=Duration(60.0), halflife=Duration(60.0)).halflife.seconds == 60.0
+
+
+@pytest.mark.parametrize(("k", "n", "p"), [(2, 25, 0.001), (5, 25, 0.001), (30, 100, 0.1), (15, 20, 0.2), (3, 3, 0.5)])
+def test_the_share_surprise_is_the_exact_binomial_tail(k: int, n: int, p: float) -> None:
+    from statistics import NormalDist
+
+    tail = sum(math.comb(n, j) * p**j * (1 - p) ** (n - j) for j in range(k, n + 1))
+    assert binomial_z(k, n, p) == pytest.approx(-NormalDist().inv_cdf(tail), rel=1e-9)
+
+
+def test_the_share_surprise_beyond_a_float_still_grows_with_the_evidence() -> None:
+    assert math.isfinite(binomial_z(300, 300, 0.01)) and 40 < binomial_z(300, 300, 0.01) < binomial_z(600, 600, 0.01)
+    assert binomial_z(1, 100, 0.5) == 0.0 and binomial_z(1, 10, 0.0) == math.inf
+
+
+def test_two_rare_statuses_in_a_quiet_bucket_do_not_page_but_a_real_share_shift_does(tmp_path: Path) -> None:
+    """503 learned at 0.1%: 2 of a bucket's 25 requests is 8% — the normal approximation called it z = 12.5
+    and paged, though a quiet template shows it once in 3,400 buckets; 8 of 25 is an outage."""
+    learn = [r for b in range(40) for r in _one_template(100, lambda i, b=b: "503" if (100 * b + i) % 1000 == 7
+                                                            else "200", start=1020.0 + 60.0 * b)]
+    end = 1020.0 + 60.0 * 40
+    two = _one_template(25, lambda i: "503" if i in (3, 17) else "200", start=end)
+    eight = _one_template(25, lambda i: "503" if i % 3 == 0 and i < 24 else "200", start=end + 60.0)
+    after = _one_template(1, lambda i: "200", start=end + 120.0)
+    det = ParamsDetector(ParamsConfig(learn_for=Duration(600.0)), ctx(tmp_path))
+    scores = feed(det, learn + two + eight + after, batch=100)
+    (score,) = scores
+    assert score.start == end + 60.0 and score.evidence.params["category"] == "503"
+    assert score.evidence.params["count"] == "8"
