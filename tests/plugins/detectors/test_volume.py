@@ -156,3 +156,33 @@ def test_its_other_durations_may_be_zero() -> None:
     b = Builder()
     assert b.build(VolumeConfig, {"bucket": "1s", "delay": "0s", "max_gap": "0s", "learn_for": "0s",
                                   "save_interval": "0s"}, "p") is not None and not b.errors
+
+
+def grouped(start: float, minutes: int, events_per_min: list[int]) -> list[Record]:
+    """A worker that writes two lines per event (consumed, then sent), `events_per_min[m]` events in minute m."""
+    out: list[Record] = []
+    for m in range(minutes):
+        n = events_per_min[m]
+        for i in range(n):
+            t = start + 60.0 * m + 60.0 * (i + 0.5) / n
+            out += [Record(tag="app", source="/var/log/app.log", raw=f"{k} {i}", time=t + j * 0.01,
+                           component="worker", template_id=10 + j, template=f"{k} <*>")
+                    for j, k in enumerate(("consumed", "sent"))]
+    return out
+
+
+def test_lines_that_come_in_pairs_are_judged_by_how_much_their_count_really_varies(tmp_path: Path) -> None:
+    """Two lines an event at 13 events a minute: 26 lines ± 7, not the ± 5.1 a Poisson count of 26 would have.
+    A minute of 27 events (54 lines) happens about once a day among 1,440 (P ≈ 3e-4): a pure Poisson floor
+    scored it 4.5 and paged; widened by the learned dispersion it stays below 4. Four times the rate still
+    pages."""
+    import numpy as np
+
+    rng = np.random.default_rng(3)
+    t0 = 1_800_000_000.0
+    learn = [int(x) for x in rng.poisson(13, 180)]
+    det = VolumeDetector(VolumeConfig(learn_for=Duration(3 * 3600), max_templates=0, group_by=["component"]),
+                         ctx(tmp_path))
+    assert feed(det, grouped(t0, 180, learn)) == []
+    busy = feed(det, grouped(t0 + 180 * 60, 5, [13, 27, 13, 52, 13]))
+    assert [s.start - t0 - 180 * 60 for s in busy] == [180.0] and "rate surged" in busy[0].title
