@@ -41,6 +41,26 @@ def test_train_then_score(data: Path, capsys: pytest.CaptureFixture[str]) -> Non
     assert all(float(s) >= 0 for s, _f in rows)
 
 
+def test_train_extrapolates_a_quantile_beyond_the_sessions_when_asked(data: Path) -> None:
+    """1,000 sessions cannot show their 0.99999 quantile: without --threshold-tail it is their maximum, with it
+    a fitted tail's extrapolation, recorded as such."""
+    import json
+
+    rnd = random.Random(7)  # varied enough that the top tenth of scores are not a few tied values
+    varied = [["5"] * rnd.randint(1, 4) + ["22"] + ["11", "9"] * rnd.randint(1, 6) + ["26"] * rnd.randint(1, 5)
+              for _ in range(1000)]
+    (data / "varied.txt").write_text("\n\n".join(" ".join(s) for s in varied) + "\n")
+    base = ["train", "--model", "iforest", "--sessions", str(data / "varied.txt"), "--n-estimators", "30",
+            "--threshold-quantile", "0.99999"]
+    assert main([*base, "--out", str(data / "plain")]) == 0
+    assert main([*base, "--threshold-tail", "--out", str(data / "tail")]) == 0
+    plain, tail = (json.loads((data / d / "manifest.json").read_text()) for d in ("plain", "tail"))
+    assert plain["threshold"]["method"] == "quantile" and "tail_fit" not in plain["training"]
+    assert tail["threshold"]["method"] == "peaks over threshold (GPD tail fit)"
+    assert tail["training"]["tail_fit"]["n"] == 1000
+    assert tail["threshold"]["value"] > plain["threshold"]["value"]
+
+
 def test_same_seed_same_model(data: Path) -> None:
     for out, seed in (("a", "4"), ("b", "4"), ("c", "5")):
         assert main(["train", "--model", "iforest", "--sessions", str(data / "train.txt"), "--out",
