@@ -5,8 +5,9 @@ Per (template, slot) a distribution is learned (see `paramslots`): numeric slots
 categorical ones as shares; identifier-like slots are skipped. Each closed event-time bucket is compared
 with the baseline: numeric — the bucket's median and p95 against the baseline's, in robust standard
 deviations of the log-value and as a ratio; categorical — the category whose share grew most, as an exact
-binomial tail probability (shown as a z) and an absolute change. Baselines decay with `halflife`, learn anomalous buckets only at a tenth of
-the weight (an incident must not become normal at once), and are saved atomically so a restart keeps them.
+binomial tail probability (shown as a z) and an absolute change. Baselines decay with `halflife`, learn
+anomalous buckets only at a tenth of the weight (an incident must not become normal at once), and are saved
+atomically so a restart keeps them.
 Templates, slots and categories are capped, so memory stays bounded on any input.
 
 Only anomalies are returned; `condition` is `params:<template id>:<slot>` so repeats fold into one alert.

@@ -112,7 +112,7 @@ def binomial_z(k: float, n: float, p: float) -> float:
     lp, lq = math.log(p), math.log1p(-p)
     base = math.lgamma(n + 1.0)
     first = base - math.lgamma(k + 1.0) - math.lgamma(n - k + 1.0) + k * lp + (n - k) * lq
-    total, j, term = 1.0, k, 0.0  # the tail as a multiple of its first term
+    total, j = 1.0, k  # the tail as a multiple of its first term
     while j + 1.0 <= n:
         term = base - math.lgamma(j + 2.0) - math.lgamma(n - j) + (j + 1.0) * lp + (n - j - 1.0) * lq - first
         if term < -40.0:
