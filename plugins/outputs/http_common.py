@@ -140,8 +140,8 @@ class HttpClient:
     Not `requests`: it and its helpers (urllib3, charset_normalizer, idna) cost the daemon about 4 MiB of
     steady RSS (bench/e2e.py live: 75.3 MiB without, 78.3 to 79.1 with; 8 MiB on a bare interpreter) for
     one POST an alert, and its per-read timeout let a receiver that trickles its answer a byte at a time
-    hold the delivery thread indefinitely. Owning the socket, the
-    client shuts it down when `timeout` has passed since the request began, whatever stage it is in."""
+    hold the delivery thread indefinitely. Owning the socket, the client shuts it down when `timeout` has
+    passed since the request began, whatever stage it is in."""
 
     def __init__(self, config: HttpClientConfig, *, secrets: Sequence[str] = ()) -> None:
         self.config = config
