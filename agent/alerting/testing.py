@@ -50,6 +50,26 @@ class _Server(ThreadingHTTPServer):
         """A client that gave up (a timeout test) breaks the pipe; that is expected, not worth a traceback."""
 
 
+def read_request(conn: socket.socket) -> tuple[bytes, bytes]:
+    """Head and body of one HTTP request from a raw socket, for tests that play a misbehaving server
+    (a receiver that trickles, hangs up mid-answer or is a proxy) below what `Receiver` allows."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = conn.recv(65536)
+        if not chunk:
+            return data, b""
+        data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    length = next((int(line.split(b":")[1]) for line in head.split(b"\r\n")
+                   if line.lower().startswith(b"content-length:")), 0)
+    while len(body) < length:
+        chunk = conn.recv(65536)
+        if not chunk:
+            break
+        body += chunk
+    return head, body
+
+
 def ok(_req: Request) -> Response:
     return Response()
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from agent.alerting.testing import Receiver
+from agent.alerting.testing import Receiver, read_request
 from agent.plugin import Rejected, Retry, Sent
 from agent.schema import Duration
 from plugins.outputs.http_common import HttpClient, HttpClientConfig
@@ -37,21 +37,6 @@ def serve_once(handler: Callable[[socket.socket], None]) -> tuple[str, threading
     t = threading.Thread(target=run, daemon=True)
     t.start()
     return f"http://127.0.0.1:{server.getsockname()[1]}/hook", t
-
-
-def read_request(conn: socket.socket) -> bytes:
-    data = b""
-    while b"\r\n\r\n" not in data:
-        chunk = conn.recv(65536)
-        if not chunk:
-            return data
-        data += chunk
-    head, _, body = data.partition(b"\r\n\r\n")
-    length = next((int(line.split(b":")[1]) for line in head.split(b"\r\n")
-                   if line.lower().startswith(b"content-length:")), 0)
-    while len(body) < length:
-        body += conn.recv(65536)
-    return head
 
 
 def test_a_receiver_that_trickles_its_answer_is_cut_at_the_deadline() -> None:
@@ -195,10 +180,7 @@ class _Proxy:
     def _handle(self, conn: socket.socket) -> None:
         with conn:
             conn.settimeout(10)
-            data = b""
-            while b"\r\n\r\n" not in data:
-                data += conn.recv(65536)
-            head, _, rest = data.partition(b"\r\n\r\n")
+            head, rest = read_request(conn)
             lines = head.decode().split("\r\n")
             self.lines.append(lines[0])
             self.auth += [h.split(":", 1)[1].strip() for h in lines[1:] if h.lower().startswith("proxy-authorization")]

@@ -11,7 +11,7 @@ from pathlib import Path
 from structlog.testing import capture_logs
 
 from agent.alerting.payload import SCHEMA_VERSION
-from agent.alerting.testing import Receiver, Request, Response
+from agent.alerting.testing import Receiver, Request, Response, read_request
 from agent.clock import ManualClock
 from agent.plugin import PluginContext, Rejected, Retry, Sent
 from agent.schema import Duration
@@ -163,14 +163,7 @@ def test_a_response_cut_off_mid_body_is_retried_not_dropped(tmp_path: Path) -> N
         conn, _ = server.accept()
         with conn:
             conn.settimeout(10)
-            data = b""
-            while b"\r\n\r\n" not in data:
-                data += conn.recv(65536)
-            head, _, body = data.partition(b"\r\n\r\n")
-            length = next(int(line.split(b":")[1]) for line in head.split(b"\r\n")
-                          if line.lower().startswith(b"content-length:"))
-            while len(body) < length:
-                body += conn.recv(65536)
+            read_request(conn)
             conn.sendall(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n10\r\nonly-part-of-it")
 
     t = threading.Thread(target=answer_and_hang_up, daemon=True)
