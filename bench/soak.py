@@ -102,6 +102,8 @@ def main() -> int:
     print(f"\nalerts fired on these normal days: {sum(fired.values())} ({', '.join(f'{d} {n}' for d, n in fired.most_common())})")
     for a in firing if args.show_alerts else []:
         print(f"  {a['detector']}: {a.get('title', '')} — {a.get('summary', '')}")
+        for t in (a.get("evidence") or {}).get("templates", [])[:3]:
+            print(f"      {t.get('template', '')[:90]!r}: observed {t.get('observed')}, expected {t.get('expected')}")
     print(f"\nanchor: {anchor:.1f} MiB at the end of day 1 (all learned); the stop that follows the last line "
           "(snapshots, the final save) is not sampled.")
     return 0
