@@ -31,10 +31,18 @@ import numpy.typing as npt
 from agent.bundle import Bundle
 from agent.errors import BundleError
 from agent.features import FeatureSpec, count_matrix, featurize
-from agent.scoring import OnnxScorer, WindowScores, explain_counts
-from agent.types import Evidence, Window
+from agent.scoring import OnnxScorer, WindowScores, explain_counts, template_text
+from agent.types import Evidence, TemplateEvidence, Window
 
 F64 = npt.NDArray[np.float64]
+
+
+def _bounds(spec: FeatureSpec, margin: float, rate_sd: float) -> tuple[F64, F64, F64]:
+    """Per count column: the widened training range (low, high) and the span excesses are measured in."""
+    lo = np.asarray(spec.count_min, dtype=np.float64)
+    hi = np.asarray(spec.count_max, dtype=np.float64)
+    span = np.maximum(hi - lo, 1.0)
+    return lo - margin * span, hi + margin * span + rate_sd * np.sqrt(hi), span
 
 
 def novelty_scores(spec: FeatureSpec, counts: F64, margin: float, rate_sd: float = 0.0) -> F64:
@@ -42,13 +50,21 @@ def novelty_scores(spec: FeatureSpec, counts: F64, margin: float, rate_sd: float
     and above by `rate_sd` Poisson standard deviations of the maximum)."""
     if counts.shape[1] == 0 or not spec.count_min:
         return np.zeros(len(counts))
-    lo = np.asarray(spec.count_min, dtype=np.float64)
-    hi = np.asarray(spec.count_max, dtype=np.float64)
-    span = np.maximum(hi - lo, 1.0)
-    lo_w, hi_w = lo - margin * span, hi + margin * span + rate_sd * np.sqrt(hi)
+    lo_w, hi_w, span = _bounds(spec, margin, rate_sd)
     excess = (np.maximum(counts - hi_w, 0.0) + np.maximum(lo_w - counts, 0.0)) / span
     total = excess.sum(axis=1)
     return np.where(total > 0, 1.0 + np.log1p(total), 0.0)
+
+
+def outside_range(spec: FeatureSpec, counts: F64, margin: float, rate_sd: float = 0.0) -> list[tuple[int, float, float]]:
+    """The count columns of one window outside their widened training range, largest excess first, as
+    (column, low, high) — what made the window novel, for its explanation."""
+    if counts.shape[0] == 0 or not spec.count_min:
+        return []
+    lo_w, hi_w, span = _bounds(spec, margin, rate_sd)
+    excess = (np.maximum(counts - hi_w, 0.0) + np.maximum(lo_w - counts, 0.0)) / span
+    cols = [int(c) for c in np.argsort(-excess, kind="stable") if excess[c] > 0]
+    return [(c, float(max(lo_w[c], 0.0)), float(hi_w[c])) for c in cols]
 
 
 class ForestModel:
@@ -82,4 +98,29 @@ class ForestModel:
         return WindowScores(score=forest + novelty, parts={"forest": forest, "novelty": novelty})
 
     def explain(self, window: Window, names: Mapping[int, str] | None = None) -> Evidence:
-        return explain_counts(self.spec, window, names=names)
+        """The templates furthest from their training mean; when the window is novel, first the counts
+        outside the learned range, each with that range in `params` — a z-ranking alone could name a
+        busier template than the one whose count was never seen."""
+        evidence = explain_counts(self.spec, window, names=names)
+        if not self.novelty_enabled:
+            return evidence
+        counts = count_matrix(self.spec, [window])[0]
+        outside = [(c, lo, hi) for c, lo, hi in outside_range(self.spec, counts, self.margin, self.rate_sd)
+                   if c != self.spec.unknown_column]  # templates never seen are already named first
+        if not outside:
+            return evidence
+        col_to_tid = self.spec.template_of_column()
+        mean, std = self.spec.count_mean, self.spec.count_std
+        first: list[TemplateEvidence] = []
+        for col, lo, hi in outside[:3]:
+            tid = col_to_tid[col]
+            z = (counts[col] - mean[col]) / max(std[col], 0.5)  # as explain_counts weighs its rows
+            first.append(TemplateEvidence(tid, template_text(window, tid, names or {}), float(counts[col]),
+                                          float(mean[col]), float(z)))
+            evidence.params[f"template {tid}"] = f"{counts[col]:g} in this window, learned range {lo:.4g} to {hi:.4g}"
+        named = {t.template_id for t in first}
+        unseen = [t for t in evidence.templates if t.template_id not in self.spec.vocabulary]
+        rest = [t for t in evidence.templates if t.template_id not in named and t not in unseen]
+        evidence.templates = (unseen + first + rest)[:max(3, len(unseen) + len(first))]
+        evidence.samples = [line for t in evidence.templates for line in window.samples.get(t.template_id, [])[:3]][:9]
+        return evidence

@@ -46,3 +46,24 @@ def test_a_bundle_with_a_bad_rate_tolerance_is_refused_with_the_key(tmp_path: Pa
     (path / "manifest.json").write_text(json.dumps(doc))
     with pytest.raises(BundleError, match="rate_sd"):
         ForestModel(load_bundle(path))
+
+
+def test_a_novel_window_is_explained_by_the_count_outside_its_learned_range_first(tmp_path: Path) -> None:
+    """Template 7 came 40-60 times a window, template 8 once: a window with 30 of 7 is novel (below 40 less
+    a quarter of the span), while 4 of 8 is within its Poisson tolerance yet further from its mean in z.
+    The z-ranking alone named 8 first; the explanation must lead with 7 and give the range it left."""
+    learned = [Window("app", str(i), 0.0, 60.0, events=[7] * (40 + i % 21) + [8]) for i in range(60)]
+    model, manifest = build_bundle(learned, WindowSpec(type="sliding", size=Duration(60.0)),
+                                   ForestOptions(n_estimators=10, novelty_margin=0.25, novelty_rate_sd=3.0),
+                                   command="test")
+    forest = ForestModel(load_bundle(write_bundle(tmp_path / "b", model, manifest)))
+    window = Window("app", "x", 0.0, 60.0, events=[7] * 30 + [8] * 4)
+    window.samples = {7: ["line of 7"], 8: ["line of 8"]}
+    assert forest.score_windows([window]).parts["novelty"][0] > 0
+    evidence = forest.explain(window, {7: "template seven", 8: "template eight"})
+    assert [t.template_id for t in evidence.templates][:2] == [7, 8]
+    assert evidence.templates[0].observed == 30.0 and evidence.templates[0].template == "template seven"
+    assert evidence.params == {"template 7": "30 in this window, learned range 35 to 88.24"}
+    assert evidence.samples[0] == "line of 7"
+    inside = Window("app", "y", 0.0, 60.0, events=[7] * 45 + [8] * 4)
+    assert forest.explain(inside, {}).params == {}
