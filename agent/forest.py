@@ -8,12 +8,15 @@ adds a novelty term computed from the count distribution stored in the manifest:
              = 1 + ln(1 + excess)     otherwise, excess = Σ_j distance outside range_j / span_j
     combined = forest + novelty       (forest = 2^(-E[h]/c) in (0, 1))
 
-The range of count j is [min_j - margin·span_j, max_j + margin·span_j + rate_sd·√max_j]. The last term is
-for time windows, whose counts are rates: an hour of windows has not seen the highest count of a template
-that comes a few times a minute, and a new maximum a few Poisson standard deviations (√count) above the old
-one is noise, not news — without it a self-baselined forest flagged 2 windows an hour of normal traffic for
-a background error that came 4 times in a minute instead of at most twice. A template never seen (max 0)
-keeps no tolerance; a session's counts are its structure, so session bundles leave rate_sd at 0.
+The range of count j is [min_j - margin·span_j - rate_sd·√min_j, max_j + margin·span_j + rate_sd·√max_j].
+The √ terms are for time windows, whose counts are rates: an hour of windows has not seen the highest count
+of a template that comes a few times a minute, and a new maximum a few Poisson standard deviations (√count)
+above the old one is noise, not news — without it a self-baselined forest flagged 2 windows an hour of
+normal traffic for a background error that came 4 times in a minute instead of at most twice. The same holds
+below: health probes that came 2 to 20 times a minute while learning come once or not at all in a minute
+every few days (Poisson, mean 11), and the soak's normal days paged on it. A busy template that stops is
+still far below its minimum. A template never seen (max 0) keeps no tolerance; a session's counts are its
+structure, so session bundles leave rate_sd at 0.
 
 The threshold is a quantile of the combined score on normal training data (where novelty is 0 by
 construction, so it is a quantile of the forest score, below 1); hence any novel window is anomalous,
@@ -42,7 +45,7 @@ def _bounds(spec: FeatureSpec, margin: float, rate_sd: float) -> tuple[F64, F64,
     lo = np.asarray(spec.count_min, dtype=np.float64)
     hi = np.asarray(spec.count_max, dtype=np.float64)
     span = np.maximum(hi - lo, 1.0)
-    return lo - margin * span, hi + margin * span + rate_sd * np.sqrt(hi), span
+    return lo - margin * span - rate_sd * np.sqrt(lo), hi + margin * span + rate_sd * np.sqrt(hi), span
 
 
 def novelty_scores(spec: FeatureSpec, counts: F64, margin: float, rate_sd: float = 0.0) -> F64:

@@ -104,6 +104,8 @@ def main() -> int:
         print(f"  {a['detector']}: {a.get('title', '')} — {a.get('summary', '')}")
         for t in (a.get("evidence") or {}).get("templates", [])[:3]:
             print(f"      {t.get('template', '')[:90]!r}: observed {t.get('observed')}, expected {t.get('expected')}")
+        for k, v in (a.get("evidence") or {}).get("params", {}).items():
+            print(f"      {k}: {v}")
     print(f"\nanchor: {anchor:.1f} MiB at the end of day 1 (all learned); the stop that follows the last line "
           "(snapshots, the final save) is not sampled.")
     return 0

@@ -49,21 +49,36 @@ def test_a_bundle_with_a_bad_rate_tolerance_is_refused_with_the_key(tmp_path: Pa
 
 
 def test_a_novel_window_is_explained_by_the_count_outside_its_learned_range_first(tmp_path: Path) -> None:
-    """Template 7 came 40-60 times a window, template 8 once: a window with 30 of 7 is novel (below 40 less
-    a quarter of the span), while 4 of 8 is within its Poisson tolerance yet further from its mean in z.
-    The z-ranking alone named 8 first; the explanation must lead with 7 and give the range it left."""
-    learned = [Window("app", str(i), 0.0, 60.0, events=[7] * (40 + i % 21) + [8]) for i in range(60)]
+    """Template 7 came 200-260 times a window, template 8 once: a window with 130 of 7 is novel (below 200
+    less a quarter of the span and three Poisson sd), while 4 of 8 is within its tolerance yet further from
+    its mean in z. The z-ranking alone named 8 first; the explanation must lead with 7 and give its range."""
+    learned = [Window("app", str(i), 0.0, 60.0, events=[7] * (200 + i % 61) + [8]) for i in range(61)]
     model, manifest = build_bundle(learned, WindowSpec(type="sliding", size=Duration(60.0)),
                                    ForestOptions(n_estimators=10, novelty_margin=0.25, novelty_rate_sd=3.0),
                                    command="test")
     forest = ForestModel(load_bundle(write_bundle(tmp_path / "b", model, manifest)))
-    window = Window("app", "x", 0.0, 60.0, events=[7] * 30 + [8] * 4)
+    window = Window("app", "x", 0.0, 60.0, events=[7] * 130 + [8] * 4)
     window.samples = {7: ["line of 7"], 8: ["line of 8"]}
     assert forest.score_windows([window]).parts["novelty"][0] > 0
     evidence = forest.explain(window, {7: "template seven", 8: "template eight"})
     assert [t.template_id for t in evidence.templates][:2] == [7, 8]
-    assert evidence.templates[0].observed == 30.0 and evidence.templates[0].template == "template seven"
-    assert evidence.params == {"template 7": "30 in this window, learned range 35 to 88.24"}
+    assert evidence.templates[0].observed == 130.0 and evidence.templates[0].template == "template seven"
+    assert evidence.params == {"template 7": "130 in this window, learned range 142.6 to 323.4"}
     assert evidence.samples[0] == "line of 7"
-    inside = Window("app", "y", 0.0, 60.0, events=[7] * 45 + [8] * 4)
-    assert forest.explain(inside, {}).params == {}
+    inside = Window("app", "y", 0.0, 60.0, events=[7] * 190 + [8] * 4)
+    assert forest.score_windows([inside]).parts["novelty"][0] == 0 and forest.explain(inside, {}).params == {}
+
+
+def test_a_new_minimum_a_few_poisson_sd_below_the_old_one_is_not_novel() -> None:
+    """Health probes came 2-20 times a window while learning; 0 in a window is Poisson noise at that rate,
+    not news. A busy template that stops is still novel."""
+    learned = [Window("app", str(i), 0.0, 60.0, events=[5] * (2 + i % 19) + [6] * (300 + i % 7)) for i in range(40)]
+    spec = fit_feature_spec(learned)
+    rows = np.zeros((2, spec.n_counts))
+    rows[:, spec.vocabulary[6]] = 303
+    rows[0, spec.vocabulary[5]] = 0
+    rows[1, spec.vocabulary[5]] = 10
+    rows[1, spec.vocabulary[6]] = 0
+    assert novelty_scores(spec, rows, 0.0)[0] > 0  # without the tolerance: below the minimum of 2
+    with_rate = novelty_scores(spec, rows, 0.0, rate_sd=3.0)
+    assert with_rate[0] == 0 and with_rate[1] > 0
