@@ -40,22 +40,23 @@ from agent.types import Evidence, TemplateEvidence, Window
 F64 = npt.NDArray[np.float64]
 
 
-def _bounds(spec: FeatureSpec, margin: float, rate_sd: float) -> tuple[F64, F64, F64]:
-    """Per count column: the widened training range (low, high) and the span excesses are measured in."""
+def _excess(spec: FeatureSpec, counts: F64, margin: float, rate_sd: float) -> tuple[F64, F64, F64]:
+    """Per window and count column, the distance outside the widened training range in spans; and the
+    range's low and high ends."""
     lo = np.asarray(spec.count_min, dtype=np.float64)
     hi = np.asarray(spec.count_max, dtype=np.float64)
     span = np.maximum(hi - lo, 1.0)
-    return lo - margin * span - rate_sd * np.sqrt(lo), hi + margin * span + rate_sd * np.sqrt(hi), span
+    lo_w = lo - margin * span - rate_sd * np.sqrt(lo)
+    hi_w = hi + margin * span + rate_sd * np.sqrt(hi)
+    return (np.maximum(counts - hi_w, 0.0) + np.maximum(lo_w - counts, 0.0)) / span, lo_w, hi_w
 
 
 def novelty_scores(spec: FeatureSpec, counts: F64, margin: float, rate_sd: float = 0.0) -> F64:
     """0 for windows whose every count is inside the training range (widened by `margin` times the span,
-    and above by `rate_sd` Poisson standard deviations of the maximum)."""
+    and by `rate_sd` Poisson standard deviations beyond the minimum and the maximum)."""
     if counts.shape[1] == 0 or not spec.count_min:
         return np.zeros(len(counts))
-    lo_w, hi_w, span = _bounds(spec, margin, rate_sd)
-    excess = (np.maximum(counts - hi_w, 0.0) + np.maximum(lo_w - counts, 0.0)) / span
-    total = excess.sum(axis=1)
+    total = _excess(spec, counts, margin, rate_sd)[0].sum(axis=1)
     return np.where(total > 0, 1.0 + np.log1p(total), 0.0)
 
 
@@ -64,8 +65,7 @@ def outside_range(spec: FeatureSpec, counts: F64, margin: float, rate_sd: float 
     (column, low, high) — what made the window novel, for its explanation."""
     if counts.shape[0] == 0 or not spec.count_min:
         return []
-    lo_w, hi_w, span = _bounds(spec, margin, rate_sd)
-    excess = (np.maximum(counts - hi_w, 0.0) + np.maximum(lo_w - counts, 0.0)) / span
+    excess, lo_w, hi_w = _excess(spec, counts, margin, rate_sd)
     cols = [int(c) for c in np.argsort(-excess, kind="stable") if excess[c] > 0]
     return [(c, float(max(lo_w[c], 0.0)), float(hi_w[c])) for c in cols]
 
