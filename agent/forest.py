@@ -33,7 +33,7 @@ import numpy.typing as npt
 
 from agent.bundle import Bundle
 from agent.errors import BundleError
-from agent.features import FeatureSpec, count_matrix, featurize
+from agent.features import FeatureSpec, count_matrix, featurize, template_counts
 from agent.scoring import OnnxScorer, WindowScores, explain_counts, template_text
 from agent.types import Evidence, TemplateEvidence, Window
 
@@ -99,6 +99,23 @@ class ForestModel:
         novelty = (novelty_scores(self.spec, counts, self.margin, self.rate_sd) if self.novelty_enabled
                    else np.zeros(len(windows)))
         return WindowScores(score=forest + novelty, parts={"forest": forest, "novelty": novelty})
+
+    def novel_cause(self, window: Window) -> tuple[str, ...]:
+        """What makes a window novel, as a key that is the same each time the same thing happens: `+77` for
+        a template never seen, `+12` or `-17` for a count above or below its learned range. Empty when
+        nothing is out of range (the forest alone flagged it, or novelty is off). A window the forest
+        flags daily for the same cause is the same key every day, which is how the detector tells a
+        recurring pattern (a nightly job) from a new one."""
+        if not self.novelty_enabled:
+            return ()
+        unseen = sorted(tid for tid, _ in template_counts(window) if tid not in self.spec.vocabulary)
+        cause = [f"+{tid}" for tid in unseen]
+        counts = count_matrix(self.spec, [window])[0]
+        col_to_tid = self.spec.template_of_column()
+        for col, lo, _hi in outside_range(self.spec, counts, self.margin, self.rate_sd):
+            if col != self.spec.unknown_column:
+                cause.append(f"{'-' if counts[col] < lo else '+'}{col_to_tid[col]}")
+        return tuple(sorted(cause))
 
     def explain(self, window: Window, names: Mapping[int, str] | None = None) -> Evidence:
         """The templates furthest from their training mean; when the window is novel, first the counts

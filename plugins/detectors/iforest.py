@@ -27,8 +27,10 @@ from agent.alerting.payload import span_text
 from agent.bundle import load_bundle
 from agent.errors import BundleError
 from agent.features import summarize
+from agent.forest import ForestModel
 from agent.plugin import PluginContext
 from agent.recent_windows import RecentWindows
+from agent.recurring import RecurringCauses
 from agent.schema import Duration, opt
 from agent.scoring import ScoreBatcher, TemplateNames, WindowModel, open_window_model
 from agent.state import write_atomic
@@ -39,6 +41,7 @@ from agent.windows import WindowSpec
 log = structlog.get_logger("logwarden.detector.iforest")
 
 CURRENT_FILE = "current.json"
+RECURRING_FILE = "recurring.json"
 RETRY_FIRST_S = 60.0
 RETRY_MAX_S = 3600.0
 """After a failed training the next waits this long, doubling with each failure in a row up to the max: a child
@@ -85,6 +88,16 @@ class IForestConfig:
         "above each count's training maximum that are still not novel. Session and count windows use 0: their "
         "counts are structure, not rates.",
     )
+    learn_recurring: int = opt(
+        3, ge=0,
+        doc="A self-baselined forest learns what it flags as novel for the same cause (the same templates never "
+        "seen, the same counts out of range) in this many separate episodes: those windows join the training "
+        "windows and a retraining starts, so a nightly job's line pages three nights, not every night. An "
+        "incident that recurs as often is learned too; 0 never learns a flagged window.",
+    )
+    recurring_gap: Duration = opt(
+        Duration(3600.0), doc="Flagged windows of one cause closer together than this are one episode."
+    )
     features: list[str] = opt(["counts", "stats", "temporal", "levels"], doc="Feature groups of a self-baselined model.")
     train_timeout: Duration = opt(Duration(900.0), doc="A training child running longer is stopped.")
 
@@ -105,6 +118,8 @@ class IForestStats:
     trainings: int = 0
     training_failures: int = 0
     swaps: int = 0
+    recurring_learned: int = 0
+    """Flagged windows handed to training because their cause recurred."""
 
 
 @dataclass(slots=True)
@@ -149,6 +164,8 @@ class IForestDetector:
             self.spec = self.model.bundle.window
         else:
             self._state = ctx.plugin_state_dir()
+            self._recurring = RecurringCauses(self._state / RECURRING_FILE, config.learn_recurring,
+                                              config.recurring_gap.seconds)
             self._resume()
         # Features and evidence read each window's summary: its panes never keep per-record lists.
         self._windows = TaggedWindowers(self.spec, lists=False)
@@ -387,11 +404,31 @@ class IForestDetector:
                 score.summary = f"{len(w)} events {span_text(w.start, w.end)} scored {value:.3f} > {threshold:.3f} ({parts})."
                 score.severity = Severity.WARNING
                 score.evidence = model.explain(w, self._names)
+                if self.auto and novel:
+                    self._recur(w, score, model)
             elif self.auto:
                 self._recent.append(_compact(summarize(w).to_dict()))
             out.append(score)
         return out
 
+
+    def _recur(self, w: Window, score: Score, model: WindowModel) -> None:
+        """Count a novel window's cause; once it has recurred, learn its windows (see agent.recurring)."""
+        if self.config.learn_recurring <= 0 or not isinstance(model, ForestModel):
+            return
+        cause = model.novel_cause(w)
+        got = self._recurring.flagged(cause, w.end, _compact(summarize(w).to_dict()))
+        after = self.config.learn_recurring
+        if got.learn:
+            for doc in got.learn:
+                self._recent.append(doc)
+            self.counters.recurring_learned += len(got.learn)
+            score.summary += f" Flagged for the same cause in {got.episodes} separate episodes: learned as normal."
+            if got.first:
+                log.info("recurring_pattern_learned", cause=" ".join(cause), episodes=got.episodes, windows=len(got.learn))
+                self._next_retrain = self.ctx.clock.monotonic()  # the next tick retrains on them
+        elif got.episodes > 1:
+            score.summary += f" Flagged for the same cause in {got.episodes} separate episodes (learned at {after})."
 
 
 def _seq_of(name: str) -> int:

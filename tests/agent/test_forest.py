@@ -82,3 +82,18 @@ def test_a_new_minimum_a_few_poisson_sd_below_the_old_one_is_not_novel() -> None
     assert novelty_scores(spec, rows, 0.0)[0] > 0  # without the tolerance: below the minimum of 2
     with_rate = novelty_scores(spec, rows, 0.0, rate_sd=3.0)
     assert with_rate[0] == 0 and with_rate[1] > 0
+
+
+def test_a_novel_windows_cause_names_what_left_its_range_the_same_way_each_time(tmp_path: Path) -> None:
+    """Template 7 came 200-260 times a window and template 8 once: a window is keyed by the templates never
+    seen and by the direction of each count outside its range, in a stable order; a window inside every
+    range has no cause."""
+    learned = [Window("app", str(i), 0.0, 60.0, events=[7] * (200 + i % 61) + [8]) for i in range(61)]
+    model, manifest = build_bundle(learned, WindowSpec(type="sliding", size=Duration(60.0)),
+                                   ForestOptions(n_estimators=10, novelty_margin=0.25, novelty_rate_sd=3.0),
+                                   command="test")
+    forest = ForestModel(load_bundle(write_bundle(tmp_path / "b", model, manifest)))
+    assert forest.novel_cause(Window("app", "x", 0.0, 60.0, events=[7] * 230 + [8])) == ()
+    assert forest.novel_cause(Window("app", "x", 0.0, 60.0, events=[7] * 130 + [8] + [99])) == ("+99", "-7")
+    assert forest.novel_cause(Window("app", "x", 0.0, 60.0, events=[99, 42] + [7] * 230)) == ("+42", "+99")
+    assert forest.novel_cause(Window("app", "x", 0.0, 60.0, events=[7] * 400 + [8] * 30)) == ("+7", "+8")

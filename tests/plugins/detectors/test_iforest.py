@@ -285,3 +285,52 @@ def test_starting_a_training_child_loads_no_training_code_into_the_daemon(tmp_pa
                       groups=("counts", "stats", "temporal", "levels"), seed=1))
     windows = read_recent(doc["window_files"], doc["max_windows"])  # what the child reads
     assert len(windows) >= 20 and all("counts" in w for w in windows)
+
+
+def nightly_pages(tmp_path: Path, learn_recurring: int, episodes: int = 5) -> tuple[list[int], IForestDetector]:
+    """Sliding windows over Poisson traffic of four templates, one line of a template never seen while
+    learning (a nightly job) every 1.5 hours; returns the hour of each episode that paged."""
+    clock = ManualClock()
+    c = PluginContext(instance="detector.iforest.0", state_dir=tmp_path, host="h", clock=clock, event_time=True)
+    config = IForestConfig(learn_windows=360, n_estimators=50, retrain_every=None, learn_recurring=learn_recurring)
+    det = IForestDetector(config, c)
+    rnd = random.Random(7)
+    t0 = 1_700_000_000.0
+    job_at = {int(5400 * (k + 1)) + 30 for k in range(episodes)}
+    paged: set[int] = set()
+    for sec in range(5400 * (episodes + 1)):
+        recs = [Record(tag="app", source="/x.log", raw=f"line {tid}", time=t0 + sec + 0.5, template_id=tid,
+                       template=f"template {tid}") for tid, rate in ((1, 2.0), (2, 1.0), (3, 0.5), (4, 0.2))
+                for _ in range(_poisson(rnd, rate))]
+        if sec in job_at:
+            recs.append(Record(tag="app", source="/x.log", raw="nightly job done", time=t0 + sec + 0.6,
+                               template_id=77, template="nightly job done"))
+        out = det.observe(recs) if recs else []
+        if sec % 10 == 0:
+            clock.advance(10.0)
+            out += det.tick(t0 + sec)
+        paged.update(round((s.start - t0) / 5400) for s in out if s.is_anomaly)
+    det.close()
+    return sorted(paged), det
+
+
+def _poisson(rnd: random.Random, rate: float) -> int:
+    n, p, limit = 0, 1.0, 2.718281828459045 ** -rate
+    while True:
+        p *= rnd.random()
+        if p < limit:
+            return n
+        n += 1
+
+
+def test_a_pattern_flagged_in_three_separate_episodes_is_learned(tmp_path: Path) -> None:
+    """A never-seen line that comes back every 1.5 hours pages three times, then a retraining on the windows
+    it was flagged in makes it normal; with learning off it pages every time (the forest never learns a
+    window it flagged)."""
+    paged, det = nightly_pages(tmp_path / "on", learn_recurring=3)
+    assert paged == [1, 2, 3]
+    assert det.stats()["recurring_learned"] >= 3 and det.stats()["trainings"] == 2
+    assert json.loads((tmp_path / "on" / "detector.iforest.0" / "recurring.json").read_text())["causes"] == [
+        [["+77"], 3, pytest.approx(1_700_000_000.0 + 3 * 5400 + 60, abs=40)]]
+    off, _ = nightly_pages(tmp_path / "off", learn_recurring=0)
+    assert off == [1, 2, 3, 4, 5]

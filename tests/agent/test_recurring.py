@@ -1,0 +1,77 @@
+"""Recurring causes: episodes are counted apart by the gap, held windows are handed back once a cause has
+recurred, and the counts survive a restart."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from agent import recurring
+from agent.recurring import RecurringCauses
+
+HOUR = 3600.0
+
+
+def test_windows_of_one_episode_count_once_and_are_held_until_the_cause_recurs(tmp_path: Path) -> None:
+    causes = RecurringCauses(tmp_path / "recurring.json", after=3, gap=HOUR)
+    cause = ("+77",)
+    for night in range(2):
+        for k in range(6):  # an episode's overlapping windows, 10 s apart
+            got = causes.flagged(cause, night * 24 * HOUR + 10.0 * k, f"n{night}w{k}")
+            assert got.episodes == night + 1 and got.learn == [] and not got.first
+    got = causes.flagged(cause, 2 * 24 * HOUR, "n2w0")
+    assert got.episodes == 3 and got.first
+    assert got.learn == [f"n{n}w{k}" for n in range(2) for k in range(6)] + ["n2w0"]
+    again = causes.flagged(cause, 2 * 24 * HOUR + 10.0, "n2w1")  # later windows go straight to learning
+    assert again == recurring.Flagged(3, ["n2w1"], False)
+
+
+def test_a_cause_is_its_own_count_and_none_is_never_learned(tmp_path: Path) -> None:
+    causes = RecurringCauses(tmp_path / "recurring.json", after=2, gap=HOUR)
+    assert causes.flagged(("+77",), 0.0, "a").episodes == 1
+    assert causes.flagged(("-17",), 2 * HOUR, "b").episodes == 1
+    assert causes.flagged(("+77", "-17"), 4 * HOUR, "c").episodes == 1
+    assert causes.flagged((), 6 * HOUR, "d") == recurring.Flagged(0, [], False)
+    assert causes.flagged(("+77",), 30 * 60.0, "e").episodes == 1  # within the gap of the first: same episode
+    assert causes.flagged(("+77",), 8 * HOUR, "f").learn == ["a", "e", "f"]
+
+
+def test_zero_never_learns(tmp_path: Path) -> None:
+    causes = RecurringCauses(tmp_path / "recurring.json", after=0, gap=HOUR)
+    for night in range(5):
+        assert causes.flagged(("+77",), night * 24 * HOUR, "w") == recurring.Flagged(0, [], False)
+    assert not (tmp_path / "recurring.json").exists()
+
+
+def test_held_windows_are_capped(tmp_path: Path) -> None:
+    causes = RecurringCauses(tmp_path / "recurring.json", after=2, gap=HOUR)
+    for k in range(recurring.MAX_HELD * 3):
+        causes.flagged(("+77",), 10.0 * k, f"w{k}")
+    got = causes.flagged(("+77",), 24 * HOUR, "last")
+    assert got.learn == [f"w{k}" for k in range(recurring.MAX_HELD)] + ["last"]
+
+
+def test_episode_counts_survive_a_restart_and_a_bad_file_is_set_aside(tmp_path: Path) -> None:
+    path = tmp_path / "recurring.json"
+    first = RecurringCauses(path, after=3, gap=HOUR)
+    first.flagged(("+77",), 0.0, "a")
+    first.flagged(("+77",), 24 * HOUR, "b")
+    restarted = RecurringCauses(path, after=3, gap=HOUR)
+    assert restarted.episodes(("+77",)) == 2
+    got = restarted.flagged(("+77",), 24 * HOUR + 60.0, "c")  # the same episode as before the restart
+    assert got.episodes == 2 and got.learn == []
+    got = restarted.flagged(("+77",), 48 * HOUR, "d")
+    assert got.episodes == 3 and got.learn == ["c", "d"] and got.first  # held windows do not outlive the process
+
+    path.write_text(json.dumps({"kind": recurring.STATE_KIND, "format_version": 1, "causes": [[["+1"], "x", 0]]}))
+    fresh = RecurringCauses(path, after=3, gap=HOUR)
+    assert fresh.episodes(("+1",)) == 0
+    assert not path.exists() and list(tmp_path.glob("recurring.json.rejected-*"))
+
+
+def test_the_cause_flagged_longest_ago_makes_room(tmp_path: Path) -> None:
+    causes = RecurringCauses(tmp_path / "recurring.json", after=5, gap=HOUR)
+    for i in range(recurring.MAX_CAUSES + 1):
+        causes.flagged((f"+{i}",), float(i), "w")
+    assert causes.episodes(("+0",)) == 0
+    assert causes.episodes(("+1",)) == 1 and causes.episodes((f"+{recurring.MAX_CAUSES}",)) == 1
