@@ -19,7 +19,7 @@ from typing import Any
 
 import structlog
 
-from agent import logsetup
+from agent import logsetup, malloc
 from agent.coldpages import ColdPages
 from agent.config import Config, load_config
 from agent.errors import ConfigError, ConfigErrors
@@ -135,14 +135,14 @@ class Daemon:
             log.error("config_rejected", config=self.config_path, errors=str(exc))
             self.notifier.notify("READY=1\nSTATUS=running (reload refused: invalid config)")
             return
-        old = self.pipeline
-        if old is not None:
-            old.stop()
+        if self.pipeline is not None:
+            self.pipeline.stop()
         if self.http is not None:
             self.http.stop()
             self.http = None
         self._apply_logging(new)
         self.pipeline = Pipeline(new, self.registry_factory())
+        malloc.trim()  # the old pipeline (its models, windows, baselines) was freed as the new one replaced it
         self.pipeline.start()
         self._start_http(new)
         self.reloads += 1

@@ -50,3 +50,22 @@ def single_arena() -> bool:
     that is not file-backed (58.1 against 59.7), the same CPU (31.0 against 31.2%). The same as setting
     `MALLOC_ARENA_MAX=1`."""
     return _mallopt(M_ARENA_MAX, 1)
+
+
+def trim() -> bool:
+    """Give the heap's free pages back to the system now (glibc's `malloc_trim(0)`); False elsewhere.
+
+    For after a model swap: creating an onnxruntime session and dropping the one it replaces frees megabytes
+    in the middle of the heap, where small live blocks around them keep the pages counted in RSS. Measured
+    on a forest swapped three times in 8 simulated hours: 80.5 MiB after the third swap without it, 74.7
+    with it, and no step at the second and third swaps (+1.7 and +1.2 MiB without). It walks the heap once
+    (milliseconds), and swaps come hours apart."""
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        malloc_trim = ctypes.CDLL(None).malloc_trim
+    except (OSError, AttributeError):  # musl has none
+        return False
+    malloc_trim.argtypes = [ctypes.c_size_t]
+    malloc_trim.restype = ctypes.c_int
+    return bool(malloc_trim(0))

@@ -23,6 +23,7 @@ from typing import Any, ClassVar
 
 import structlog
 
+from agent import malloc
 from agent.alerting.payload import span_text
 from agent.bundle import load_bundle
 from agent.errors import BundleError
@@ -203,6 +204,9 @@ class IForestDetector:
                 self.ctx.clock.monotonic() + self.config.retrain_every.seconds if self.config.retrain_every else None
             )
             log.info("model_swapped", path=str(path), previous=prev_name)
+        if previous is not None:
+            del previous  # the last reference to the replaced session: its memory is free from here
+            malloc.trim()
         return True
 
     def _resume(self) -> None:

@@ -78,3 +78,40 @@ def test_threads_allocate_from_one_arena() -> None:
     default, one = _arenas("default"), _arenas("one")
     assert one == ("True", 1)
     assert default[0] == "False" and default[1] > 1  # glibc's default: each new thread its own
+
+
+TRIM = """
+import sys
+from agent.malloc import pin_mmap_threshold, trim
+
+pin_mmap_threshold()  # as the daemon runs: blocks under 128 KiB come from the heap
+
+def rss_kib():
+    with open("/proc/self/status") as fh:
+        return next(int(line.split()[1]) for line in fh if line.startswith("VmRSS:"))
+
+freed = [bytearray(64 * 1024) for _ in range(800)]  # 50 MiB of heap blocks, each kept in by the small one after it
+pins = []
+for block in freed:
+    pins.append(bytearray(600))
+del freed
+before = rss_kib()
+trimmed = trim() if sys.argv[1] == "trim" else False
+print(trimmed, before - rss_kib())
+"""
+
+
+def test_trim_gives_back_the_free_pages_inside_the_heap() -> None:
+    """Freed blocks that live small blocks pin in the heap stay in RSS until malloc_trim returns their pages."""
+    def child(mode: str) -> tuple[str, int]:
+        out = subprocess.run([sys.executable, "-c", TRIM, mode], capture_output=True, text=True, timeout=60, check=True)
+        trimmed, released = out.stdout.split()
+        return trimmed, int(released)
+
+    try:
+        ctypes.CDLL(None).malloc_trim  # noqa: B018 - glibc only
+    except (OSError, AttributeError):
+        pytest.skip("not glibc: no malloc_trim")
+    assert child("keep")[1] < 4 * 1024
+    trimmed, released = child("trim")
+    assert trimmed == "True" and released > 30 * 1024  # KiB: most of the 50 MiB
