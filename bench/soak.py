@@ -23,6 +23,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -39,6 +40,23 @@ DETECTORS = {
 """The shipped config's four, the forest retraining every 6 h so that model swaps are part of the days."""
 
 
+def add_nightly_job(log: Path, days: float) -> None:
+    """Insert one line of a batch job every 24 h of log time from 2 h in, in time order (the log's ISO
+    timestamps sort as text); the files and seconds vary, so it is one Drain template."""
+    lines = log.read_text().splitlines(keepends=True)
+    start = datetime.fromisoformat(lines[0][:19]).replace(tzinfo=UTC)
+    pending = [(start + timedelta(hours=2 + 24 * k)).strftime("%Y-%m-%dT%H:%M:%S.000Z")
+               for k in range(int(days) + 1) if 2 + 24 * k < 24 * days]
+    merged: list[str] = []
+    for line in lines:
+        while pending and line[:24] >= pending[0]:
+            k = len(merged) % 97
+            merged.append(f"{pending.pop(0)} INFO  backup-job req=000000000000 Nightly backup finished: "
+                          f"{1200 + 37 * k} files in {14 + k % 9}s\n")
+        merged.append(line)
+    log.write_text("".join(merged))
+
+
 def main() -> int:
     import psutil
 
@@ -47,6 +65,11 @@ def main() -> int:
     ap.add_argument("--rate", type=float, default=8.0, help="Lines per second of log time.")
     ap.add_argument("--detectors", default=",".join(DETECTORS), help="Comma list: which of the four run.")
     ap.add_argument("--show-alerts", action="store_true", help="Print each alert fired: what a false page says.")
+    ap.add_argument("--nightly", action="store_true",
+                    help="Add a job's INFO line, never seen while learning, every 24 h from 2 h into the log: "
+                    "normal, but new to the forest each time unless it learns what recurs.")
+    ap.add_argument("--learn-recurring", type=int, default=None,
+                    help="The forest's learn_recurring (its default, 3, when not given; 0 never learns a flagged window).")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory(prefix="lw-soak-") as tmp_s:
         tmp = Path(tmp_s)
@@ -57,8 +80,13 @@ def main() -> int:
                         # would then count as read now, and a replay's buckets would stop closing).
                         "--start", f"{time.time() - args.days * 86400 - 3600:.0f}"],
                        cwd=ROOT, check=True, stdout=subprocess.DEVNULL)
+        if args.nightly:
+            add_nightly_job(log, args.days)
+        detectors = dict(DETECTORS)
+        if args.learn_recurring is not None:
+            detectors["iforest"] += f"      learn_recurring: {args.learn_recurring}\n"
         cfg = tmp / "soak.yaml"
-        cfg.write_text(pipeline_config(tmp, detectors="".join(DETECTORS[d] for d in args.detectors.split(",")),
+        cfg.write_text(pipeline_config(tmp, detectors="".join(detectors[d] for d in args.detectors.split(",")),
                                        logs=str(log),
                                        outputs=f"    - name: file\n      path: {tmp / 'alerts.jsonl'}\n"))
         t0 = time.monotonic()
