@@ -6,12 +6,14 @@ the daemon runs. Operators expect what volume and params already do (they learn 
 tenth of the weight): what recurs is, after a while, normal.
 
 A flagged window's *cause* is a key naming what made it novel (`ForestModel.novel_cause`: `+77` a template
-never seen, `-17` a count below its range). Flagged windows with the same cause closer than `gap` to the
-previous one are one *episode* (an incident's overlapping windows, a burst); once a cause has been flagged
-in `after` separate episodes, its held windows and every later one it flags are handed back to be learned.
-An incident that comes back `after` times, hours apart, is learned too: that is the trade-off `after`
-sets, and 0 turns learning off. A window the forest flags with every count in range has no cause and is
-never learned this way.
+never seen, `-17` a count below its range). Flagged windows of one cause within `gap` of the first of them
+are one *episode* (an incident's overlapping windows, a burst); the first flagged `gap` or more after an
+episode began starts the next. Once a cause has been flagged in `after` episodes, its held windows and every
+later one it flags are handed back to be learned. With a 6 h gap and three episodes: a nightly job is
+learned on the third night, an hourly one after 12 hours, and a line a deployment added, which keeps coming,
+after 12 hours too — as does an incident that lasts that long or comes back three times hours apart: that is
+the trade-off `after` and `gap` set, and `after` 0 turns learning off. A window the forest flags with every
+count in range has no cause and is never learned this way.
 
 Only the episode counts are saved (a few bytes a cause), so "three nights" survives a restart; the held
 windows are not (the recent-window files they join do not outlive the process either).
@@ -33,7 +35,7 @@ log = structlog.get_logger("logwarden.recurring")
 
 STATE_KIND = "recurring_causes"
 MAX_CAUSES = 256
-"""Causes tracked at most; the one flagged longest ago makes room (a cause is a handful of template ids)."""
+"""Causes tracked at most; the one whose episode began longest ago makes room (a cause is a few template ids)."""
 MAX_HELD = 16
 """Flagged windows held per cause until it is learned: an episode's overlapping windows (six for a 60 s
 window with a 10 s step), a few episodes' worth of them."""
@@ -42,7 +44,8 @@ window with a 10 s step), a few episodes' worth of them."""
 @dataclass(slots=True)
 class _Cause:
     episodes: int = 0
-    last: float = float("-inf")
+    since: float = float("-inf")
+    """End of the window that began the current episode."""
     held: list[str] = field(default_factory=list)
     learning: bool = False
     """Windows of it were handed back since this process started."""
@@ -76,14 +79,12 @@ class RecurringCauses:
         entry = self._causes.get(cause)
         if entry is None:
             if len(self._causes) >= MAX_CAUSES:
-                oldest = min(self._causes, key=lambda k: self._causes[k].last)
+                oldest = min(self._causes, key=lambda k: self._causes[k].since)
                 del self._causes[oldest]
             entry = self._causes[cause] = _Cause()
-        new_episode = end - entry.last >= self.gap
-        if new_episode:
+        if end - entry.since >= self.gap:
             entry.episodes += 1
-        entry.last = max(entry.last, end)
-        if new_episode:
+            entry.since = end
             self._save()
         if entry.episodes < self.after:
             if len(entry.held) < MAX_HELD:
@@ -98,7 +99,7 @@ class RecurringCauses:
         return entry.episodes if entry is not None else 0
 
     def _save(self) -> None:
-        body = {"causes": [[list(k), v.episodes, v.last] for k, v in self._causes.items()]}
+        body = {"causes": [[list(k), v.episodes, v.since] for k, v in self._causes.items()]}
         try:
             write_json_atomic(self.path, STATE_KIND, 1, body)
         except OSError as exc:

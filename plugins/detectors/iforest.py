@@ -92,12 +92,15 @@ class IForestConfig:
     learn_recurring: int = opt(
         3, ge=0,
         doc="A self-baselined forest learns what it flags as novel for the same cause (the same templates never "
-        "seen, the same counts out of range) in this many separate episodes: those windows join the training "
-        "windows and a retraining starts, so a nightly job's line pages three nights, not every night. An "
-        "incident that recurs as often is learned too; 0 never learns a flagged window.",
+        "seen, the same counts out of range) in this many episodes: those windows join the training windows and "
+        "a retraining starts, so a nightly job's line pages three nights, not every night. An incident that "
+        "recurs as often, or lasts as long, is learned too; 0 never learns a flagged window.",
     )
     recurring_gap: Duration = opt(
-        Duration(3600.0), doc="Flagged windows of one cause closer together than this are one episode."
+        Duration(6 * 3600.0),
+        doc="Flagged windows of one cause within this time of the first of them are one episode; the next one "
+        "flagged after it begins another (with 3 episodes, what keeps coming without a break is learned after "
+        "twice this).",
     )
     features: list[str] = opt(["counts", "stats", "temporal", "levels"], doc="Feature groups of a self-baselined model.")
     train_timeout: Duration = opt(Duration(900.0), doc="A training child running longer is stopped.")

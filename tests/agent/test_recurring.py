@@ -36,6 +36,16 @@ def test_a_cause_is_its_own_count_and_none_is_never_learned(tmp_path: Path) -> N
     assert causes.flagged(("+77",), 8 * HOUR, "f").learn == ["a", "e", "f"]
 
 
+def test_what_keeps_coming_without_a_break_counts_an_episode_per_gap(tmp_path: Path) -> None:
+    """A line a deployment added is flagged in every window: one episode per gap since the last one began,
+    so it is learned after (after - 1) gaps, not never."""
+    causes = RecurringCauses(tmp_path / "recurring.json", after=3, gap=6 * HOUR)
+    seen = [causes.flagged(("+5",), 10.0 * k, f"w{k}") for k in range(int(13 * HOUR / 10.0))]
+    first = next(k for k, got in enumerate(seen) if got.learn)
+    assert 10.0 * first == 12 * HOUR and seen[first].episodes == 3 and seen[first].first
+    assert [got.episodes for got in seen[:: int(HOUR / 10.0)]] == [1] * 6 + [2] * 6 + [3]
+
+
 def test_zero_never_learns(tmp_path: Path) -> None:
     causes = RecurringCauses(tmp_path / "recurring.json", after=0, gap=HOUR)
     for night in range(5):

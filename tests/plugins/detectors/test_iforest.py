@@ -292,7 +292,8 @@ def nightly_pages(tmp_path: Path, learn_recurring: int, episodes: int = 5) -> tu
     learning (a nightly job) every 1.5 hours; returns the hour of each episode that paged."""
     clock = ManualClock()
     c = PluginContext(instance="detector.iforest.0", state_dir=tmp_path, host="h", clock=clock, event_time=True)
-    config = IForestConfig(learn_windows=360, n_estimators=50, retrain_every=None, learn_recurring=learn_recurring)
+    config = IForestConfig(learn_windows=360, n_estimators=50, retrain_every=None, learn_recurring=learn_recurring,
+                           recurring_gap=Duration(3600.0))
     det = IForestDetector(config, c)
     rnd = random.Random(7)
     t0 = 1_700_000_000.0
