@@ -160,6 +160,8 @@ class IForestDetector:
         self._failures = 0
         """Trainings that failed in a row."""
         self._not_before: float | None = None
+        self._relearn = False
+        """Flagged windows of a recurring cause joined the training windows: retrain without waiting for the schedule."""
         self._seq = 0
         self._names = TemplateNames()
         if not self.auto:
@@ -330,8 +332,9 @@ class IForestDetector:
                 due = self._learn_end - self._learn_start >= self.config.learn_for.seconds
             if due or (self._next_retrain is not None and self.ctx.clock.monotonic() >= self._next_retrain):
                 self._start_training()
-        elif self._next_retrain is not None and self.ctx.clock.monotonic() >= self._next_retrain:
+        elif self._relearn or (self._next_retrain is not None and self.ctx.clock.monotonic() >= self._next_retrain):
             self._next_retrain = None
+            self._relearn = False
             self._start_training()
 
     # -- detector protocol ----------------------------------------------------------------------------
@@ -418,7 +421,6 @@ class IForestDetector:
             out.append(score)
         return out
 
-
     def _recur(self, w: Window, score: Score, model: WindowModel) -> None:
         """Count a novel window's cause; once it has recurred, learn its windows (see agent.recurring)."""
         if self.config.learn_recurring <= 0 or not isinstance(model, ForestModel):
@@ -433,7 +435,7 @@ class IForestDetector:
             score.summary += f" Flagged for the same cause in {got.episodes} separate episodes: learned as normal."
             if got.first:
                 log.info("recurring_pattern_learned", cause=" ".join(cause), episodes=got.episodes, windows=len(got.learn))
-                self._next_retrain = self.ctx.clock.monotonic()  # the next tick retrains on them
+                self._relearn = True  # retrain on them as soon as no training runs (one may be running now)
         elif got.episodes > 1:
             score.summary += f" Flagged for the same cause in {got.episodes} separate episodes (learned at {after})."
 

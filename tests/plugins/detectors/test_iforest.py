@@ -335,3 +335,44 @@ def test_a_pattern_flagged_in_three_separate_episodes_is_learned(tmp_path: Path)
         [["+77"], 3, pytest.approx(1_700_000_000.0 + 3 * 5400 + 60, abs=40)]]
     off, _ = nightly_pages(tmp_path / "off", learn_recurring=0)
     assert off == [1, 2, 3, 4, 5]
+
+
+def test_a_pattern_learned_while_a_training_runs_is_retrained_on_once_it_is_done(
+    tmp_path: Path, waiter: Callable[..., None]
+) -> None:
+    """Live, the third episode can come while a scheduled training child is running: the recurring windows
+    must get a retraining of their own after it, not wait for the next day's schedule."""
+    clock = ManualClock()
+    c = PluginContext(instance="detector.iforest.0", state_dir=tmp_path, host="h", clock=clock)
+    config = IForestConfig(window=SESSION, learn_windows=60, min_learn_windows=20, n_estimators=20,
+                           novelty_margin=0.0, retrain_every=Duration(3600.0), recurring_gap=Duration(60.0))
+    det = IForestDetector(config, c)
+    rnd = random.Random(1)
+    t = feed_normal(det, rnd, 0.0, 60)
+
+    def bundle_is(name: str) -> Callable[[], bool]:
+        def check() -> bool:
+            det.tick(t)
+            return det.model is not None and det.model.bundle.path.name == name
+        return check
+
+    def novel(block: int) -> bool:
+        nonlocal t
+        det.observe(block_records(block, t, [5, 22, 404]))
+        t += 100.0
+        scores = det.tick(t)  # closes the session; its micro-batch is scored once batch_wait has passed
+        clock.advance(0.1)
+        return any(s.is_anomaly for s in scores + det.tick(t))
+
+    waiter(bundle_is("bundle-000001"), timeout=60.0, what="the first bundle")
+    assert novel(900) and novel(901)
+    clock.advance(3601.0)
+    t = feed_normal(det, rnd, t, 1, first=2000)  # its tick starts the scheduled training
+    assert det.stats()["trainings"] == 2
+    assert novel(902)  # the third episode while the child runs: learned, and retraining is due
+    assert det.stats()["recurring_learned"] == 3
+    waiter(bundle_is("bundle-000002"), timeout=60.0, what="the scheduled bundle")
+    waiter(bundle_is("bundle-000003"), timeout=60.0, what="the bundle retrained on the recurring windows")
+    assert det.stats()["trainings"] == 3
+    assert not novel(903)
+    det.close()
