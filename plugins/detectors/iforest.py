@@ -426,6 +426,8 @@ class IForestDetector:
         if self.config.learn_recurring <= 0 or not isinstance(model, ForestModel):
             return
         cause = model.novel_cause(w)
+        if not cause:  # the forest alone flagged it: nothing to recognise next time, and no summary to build
+            return
         got = self._recurring.flagged(cause, w.end, _compact(summarize(w).to_dict()))
         after = self.config.learn_recurring
         if got.learn:
