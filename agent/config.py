@@ -50,7 +50,11 @@ class ServiceConfig:
     queue_size: int = opt(
         64, ge=1, doc="Batches held between the inputs and the worker before inputs wait; bounds memory under load."
     )
-    batch_size: int = opt(512, ge=1, doc="Records the tail and replay inputs hand downstream at once, at most.")
+    batch_size: int = opt(
+        256, ge=1,
+        doc="Records the tail and replay inputs hand downstream at once, at most. Small enough that a batch stays in "
+            "the CPU cache through every stage; raising it adds CPU, it does not save any.",
+    )
     snapshot_interval: Duration = opt(
         Duration(30.0), ge=0.01, doc="How often Drain snapshots and offsets are saved (at least 10ms)."
     )

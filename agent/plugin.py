@@ -41,7 +41,7 @@ class PluginContext:
     event_time: bool = False
     """The pipeline runs on the records' own time, as fast as it reads (replay): what takes seconds of wall
     time — a training child — spans hours of log, so a plugin that waits on wall time waits in full here."""
-    batch_size: int = 512
+    batch_size: int = 256
     """`service.batch_size`: the most records the tail input hands downstream at once (stdin hands over what
     one pipe read held). Each batch costs every stage a fixed overhead (a queue hand-off, a parse and detector
     call each, an offset commit)."""

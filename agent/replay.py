@@ -175,7 +175,7 @@ class FileReplayInput:
         paths: Sequence[Path],
         tag: str,
         *,
-        batch_size: int = 512,
+        batch_size: int = 256,
         multiline_start: str | None = None,
         max_line_bytes: int = 1 << 20,
     ) -> None:

@@ -58,13 +58,13 @@ def gen_lines(path: Path, n: int, seed: int, incidents: list[str]) -> int:
         return sum(1 for _ in fh)
 
 
-def pipeline_config(tmp: Path, *, detectors: str, outputs: str, logs: str, http: str = "", batch_size: int = 512) -> str:
+def pipeline_config(tmp: Path, *, detectors: str, outputs: str, logs: str, http: str = "", batch_size: int | None = None) -> str:
     return f"""\
 service:
   state_dir: {tmp / 'state'}
   log_level: warning
   snapshot_interval: 30s
-  batch_size: {batch_size}
+{f'  batch_size: {batch_size}' if batch_size else ''}
 {http}
 pipeline:
   inputs:
@@ -282,7 +282,7 @@ def restamp(lines: list[str]) -> list[str]:
 
 
 def part_live(tmp: Path, rate: int, seconds: int, idle: int, all_detectors: bool = False,
-              batch_size: int = 512) -> dict[str, Any]:
+              batch_size: int | None = None) -> dict[str, Any]:
     import psutil
 
     logs = tmp / "live"
@@ -433,7 +433,7 @@ def main() -> None:
     ap.add_argument("--skip-live", action="store_true")
     ap.add_argument("--live-detectors", choices=["novelty", "all"], default="novelty",
                     help="Detectors of the live daemon: novelty alone (the alert path), or the default four.")
-    ap.add_argument("--batch-size", type=int, default=512, help="The live daemon's service.batch_size.")
+    ap.add_argument("--batch-size", type=int, default=None, help="The live daemon's service.batch_size (default: the config's).")
     ap.add_argument("--replay-runs", type=int, default=3, help="Replays of the same log; the best CPU time counts.")
     args = ap.parse_args()
     print(f"Interpreter: {interpreter()}")
