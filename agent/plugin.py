@@ -42,9 +42,9 @@ class PluginContext:
     """The pipeline runs on the records' own time, as fast as it reads (replay): what takes seconds of wall
     time — a training child — spans hours of log, so a plugin that waits on wall time waits in full here."""
     batch_size: int = 256
-    """`service.batch_size`: the most records the tail input hands downstream at once (stdin hands over what
-    one pipe read held). Each batch costs every stage a fixed overhead (a queue hand-off, a parse and detector
-    call each, an offset commit)."""
+    """`service.batch_size`: the most records an input hands downstream at once. Each batch costs every stage
+    a fixed overhead (a queue hand-off, a parse and detector call each, an offset commit); a batch too big for
+    the CPU cache costs more, as each stage walks it again."""
 
     def plugin_state_dir(self) -> Path:
         """A directory owned by this instance alone, created on demand (Vector's per-component dirs)."""

@@ -1,8 +1,9 @@
 """The `stdin` input: lines piped into the daemon (`journalctl -f | logwarden run`, replays, tests).
 
 A pipe has no offsets to resume from, so `commit` is a no-op and a restart starts with whatever comes next.
-Reads take what the pipe has (up to 64 KiB) and emit all complete lines of it as one batch, so a burst
-becomes a few large batches and a slow trickle still goes out line by line without waiting.
+Reads take what the pipe has (up to 64 KiB) and emit its complete lines at once, in batches of at most
+`service.batch_size`, so a burst becomes a few full batches and a slow trickle still goes out line by line
+without waiting.
 """
 
 from __future__ import annotations
@@ -114,5 +115,7 @@ class StdinInput:
                 text = raw.decode(enc, "replace")
             out.append(Record(tag=self.ctx.tag, source="-", raw=text, offset=offset, read_time=now))
         self.lines_read += len(out)
-        emit(out)
+        size = self.ctx.batch_size  # a 64 KiB read can be ~600 lines: see the tail's CHUNK for why to cut it
+        for i in range(0, len(out), size):
+            emit(out[i : i + size])
         return offset

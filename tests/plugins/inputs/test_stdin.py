@@ -35,3 +35,19 @@ def test_reads_lines_from_a_pipe_until_eof(tmp_path: Path, waiter: Callable[...,
     assert [r.raw for r in got] == ["one", "two", "bad \ufffd", "x" * 16, "no-newline"]
     assert {r.tag for r in got} == {"piped"} and got[0].source == "-"
     assert inp.stats()["decode_errors"] == 1 and inp.stats()["long_lines_truncated"] == 1
+
+
+def test_a_burst_goes_downstream_in_batches_of_the_configured_size(tmp_path: Path, waiter: Callable[..., None]) -> None:
+    r, w = os.pipe()
+    batches: list[list[Record]] = []
+    lines = [f"line {i}" for i in range(1000)]
+    with os.fdopen(r, "rb", buffering=0) as reader:
+        ctx = PluginContext(instance="input.stdin.0", state_dir=tmp_path, host="t", tag="piped", batch_size=256)
+        inp = StdinInput(StdinConfig(), ctx, stream=reader)
+        inp.start(lambda records: batches.append(list(records)))
+        os.write(w, "".join(f"{line}\n" for line in lines).encode())  # 8.9 KB: one read
+        os.close(w)
+        waiter(inp.finished.is_set, what="end of input")
+        inp.stop()
+    assert [r.raw for b in batches for r in b] == lines
+    assert max(map(len, batches)) == 256 and len(batches) >= 4
