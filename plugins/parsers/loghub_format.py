@@ -65,6 +65,9 @@ class FormatConfig:
         compile_format(self.format)
 
 
+_COMPONENTS = 4096
+
+
 class FormatParser:
     name: ClassVar[str] = "format"
     config_class: ClassVar[type[FormatConfig]] = FormatConfig
@@ -81,10 +84,21 @@ class FormatParser:
         self._content_at = at["Content"]
         self._level_at = at.get("Level", -1)
         self._component_at = at.get("Component", -1)
+        self._components: dict[str, str] = {}
         # Bare fields separated by whitespace and ending in <Content> (`<Date> <Time> <Level> <Content>`):
         # str.split gives exactly the word regex's groups for a line that does not start with whitespace
         # (both split on runs of str.isspace characters), at a third of the regex's cost.
         self._split = len(names) - 1 if _BARE_WORDS.fullmatch(config.format) else 0
+
+    def _component(self, name: str) -> str | None:
+        """One string per component name: a record holds the shared one (less memory a batch, so more of it
+        stays in cache) and the detectors that count by component hash it once, not once a line. The memo
+        stops growing at `_COMPONENTS` names, for formats whose component is really a variable."""
+        if not name:
+            return None
+        if len(self._components) < _COMPONENTS:
+            self._components[name] = name
+        return name
 
     @staticmethod
     def preflight(config: FormatConfig) -> list[tuple[str, str]]:
@@ -114,6 +128,7 @@ class FormatParser:
         extra = self._extra_at
         one_extra = extra[0] if len(extra) == 1 else None
         split = self._split
+        known_component, new_component = self._components.get, self._component
         known_level, known_tail, known_second = LEVEL_MEMO.get, TAIL_MEMO.get, SECOND_MEMO.get
         last_prefix, last_second = "\0", (0.0, 0.0)
         unparsed = 0
@@ -147,7 +162,11 @@ class FormatParser:
                 rec.level = level if level != "" else normalize_level(g[level_at])
             else:
                 rec.level = None
-            rec.component = (g[component_at] or None) if component_at >= 0 else None
+            if component_at >= 0:
+                name = g[component_at]
+                rec.component = known_component(name) or new_component(name)
+            else:
+                rec.component = None
             if one_extra is not None:
                 rec.fields = {one_extra[0]: g[one_extra[1]]}
             else:

@@ -95,3 +95,20 @@ def test_a_batch_fills_what_the_regexes_and_the_plain_helpers_give(lines: list[s
         assert (rec.message, rec.time, rec.level, rec.fields) == (
             m.group("Content"), parse_time(m.group("Date")), normalize_level(m.group("Level")), fields or None)
     assert unparsed == missed
+
+
+def test_records_share_one_string_per_component_and_the_memo_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    import plugins.parsers.loghub_format as mod
+
+    p = FormatParser(FormatConfig(format="<Level> <Component> <Content>"))
+    lines = ["INFO " + "".join(["api", "-", "gw"]) + f" request {i}" for i in range(3)]  # three equal, distinct strings
+    recs = [Record("t", "s", line) for line in lines]
+    p.fill(recs)
+    assert [r.component for r in recs] == ["api-gw"] * 3
+    assert recs[0].component is recs[1].component is recs[2].component
+    monkeypatch.setattr(mod, "_COMPONENTS", 2)
+    q = FormatParser(FormatConfig(format="<Level> <Component> <Content>"))
+    many = [Record("t", "s", f"INFO c{i} x") for i in range(5)] + [Record("t", "s", "INFO  x")]
+    q.fill(many)
+    assert [r.component for r in many] == ["c0", "c1", "c2", "c3", "c4", None]
+    assert len(q._components) == 2
