@@ -52,8 +52,8 @@ class ServiceConfig:
     )
     batch_size: int = opt(
         256, ge=1,
-        doc="Records the tail and replay inputs hand downstream at once, at most. Small enough that a batch stays in "
-            "the CPU cache through every stage; raising it adds CPU, it does not save any.",
+        doc="Records an input hands downstream at once, at most. Small enough that a batch stays in the CPU "
+            "cache through every stage; raising it adds CPU, it does not save any.",
     )
     snapshot_interval: Duration = opt(
         Duration(30.0), ge=0.01, doc="How often Drain snapshots and offsets are saved (at least 10ms)."

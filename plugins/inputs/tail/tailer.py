@@ -36,8 +36,8 @@ CHUNK = 64 * 1024
 """Bytes read at a time. A read becomes records at once, and the worker then walks each batch of them five
 or six times (parse, Drain, each detector): what a read makes should still be in the CPU's cache when the
 worker gets to it. 256 KiB (2,500 records, ~2.5 MB of objects) outgrew this host's 1 MiB L2; with 64 KiB
-and 256-record batches the daemon took 7-9% less CPU at 20k lines/s, in every one of eight paired runs (two
-daemons side by side on the same writes; 16 KiB cost more syscalls and passes than it saved)."""
+and 256-record batches the daemon took 7-12% less CPU at 20k lines/s in each of five paired runs
+(`bench/side_by_side.py`); 16 KiB reads or 64-record batches cost more in passes and calls than they saved."""
 BUDGET = 4 * 1024 * 1024
 """Bytes read from one live file per pass before the others get their turn."""
 _GONE = frozenset({errno.ENOENT, errno.ENOTDIR, errno.EISDIR, errno.ELOOP})
