@@ -15,8 +15,9 @@ after 12 hours too — as does an incident that lasts that long or comes back th
 the trade-off `after` and `gap` set, and `after` 0 turns learning off. A window the forest flags with every
 count in range has no cause and is never learned this way.
 
-Only the episode counts are saved (a few bytes a cause), so "three nights" survives a restart; the held
-windows are not (the recent-window files they join do not outlive the process either).
+The episode counts are saved when they change and the held windows (a few KB a cause) with them and at a
+stop, so "three nights" survives a restart with the nights' windows; held windows are dropped when the
+recent windows they would join were (`keep_held` false: the window spec changed).
 """
 
 from __future__ import annotations
@@ -63,14 +64,16 @@ class Flagged(NamedTuple):
 class RecurringCauses:
     """Episode counts per cause, saved to `path` when they change."""
 
-    __slots__ = ("_causes", "after", "gap", "path")
+    __slots__ = ("_causes", "_dirty", "after", "gap", "path")
 
-    def __init__(self, path: Path, after: int, gap: float) -> None:
+    def __init__(self, path: Path, after: int, gap: float, *, keep_held: bool = True) -> None:
         self.path = path
         self.after = after
         self.gap = gap
         self._causes: dict[tuple[str, ...], _Cause] = {}
-        self._load()
+        self._dirty = False
+        """Held windows changed since the last save."""
+        self._load(keep_held)
 
     def flagged(self, cause: tuple[str, ...], end: float, window: str) -> Flagged:
         """Count one flagged window (`window` is what training reads of it, ending at `end`)."""
@@ -89,7 +92,9 @@ class RecurringCauses:
         if entry.episodes < self.after:
             if len(entry.held) < MAX_HELD:
                 entry.held.append(window)
+                self._dirty = True
             return Flagged(entry.episodes, [], False)
+        self._dirty = self._dirty or bool(entry.held)
         learn, entry.held = [*entry.held, window], []
         first, entry.learning = not entry.learning, True
         return Flagged(entry.episodes, learn, first)
@@ -98,19 +103,28 @@ class RecurringCauses:
         entry = self._causes.get(cause)
         return entry.episodes if entry is not None else 0
 
+    def save(self) -> None:
+        """At a stop: the windows held since the last save (they are saved with each new episode too)."""
+        if self._dirty:
+            self._save()
+
     def _save(self) -> None:
-        body = {"causes": [[list(k), v.episodes, v.since] for k, v in self._causes.items()]}
+        body = {"causes": [[list(k), v.episodes, v.since, v.held] for k, v in self._causes.items()]}
         try:
-            write_json_atomic(self.path, STATE_KIND, 1, body)
+            write_json_atomic(self.path, STATE_KIND, 2, body)
+            self._dirty = False
         except OSError as exc:
             log.error("recurring_save_failed", path=str(self.path), error=str(exc))
 
-    def _load(self) -> None:
+    def _load(self, keep_held: bool) -> None:
         if not self.path.exists():
             return
         try:
-            doc = read_json_state(self.path, STATE_KIND, {1})
-            self._causes = {_key(item[0]): _Cause(int(item[1]), float(item[2])) for item in _items(doc)}
+            doc = read_json_state(self.path, STATE_KIND, {1, 2})
+            self._causes = {
+                _key(item[0]): _Cause(int(item[1]), float(item[2]), _held(item[3]) if keep_held and len(item) > 3 else [])
+                for item in _items(doc)
+            }
         except (StateError, ValueError, TypeError, IndexError) as exc:
             log.warning("recurring_state_refused", path=str(self.path), error=str(exc))
             with contextlib.suppress(OSError):
@@ -123,6 +137,12 @@ def _items(doc: dict[str, Any]) -> list[Any]:
     if not isinstance(items, list):
         raise ValueError("causes must be a list")
     return items[-MAX_CAUSES:]
+
+
+def _held(value: Any) -> list[str]:
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise ValueError("held windows must be a list of strings")
+    return value[:MAX_HELD]
 
 
 def _key(value: Any) -> tuple[str, ...]:

@@ -8,10 +8,18 @@ state directory and the scorer is swapped in between two batches — windows kee
 the child works, so there is no gap. Every `retrain_every` a new bundle is trained on the recent windows
 that scored normal; the previous bundle is kept for rollback (`current.json` names both), and a bundle
 that fails to load never replaces a working one.
+
+A restart loses no learning: the recent windows stay in their files (`agent.recent_windows`), with how long
+the learning had run, the template names and the held windows of recurring causes; a restart during the
+learning period carries on from where it stopped, and the retrain schedule runs from when the current bundle
+was trained, not from the restart (a daemon restarted more often than `retrain_every` would otherwise
+never retrain).
 """
 
 from __future__ import annotations
 
+import contextlib
+import datetime as _dt
 import json
 import shutil
 import subprocess
@@ -150,11 +158,15 @@ class IForestDetector:
         self.model: WindowModel | None = None
         self.spec = config.window
         self._batcher: ScoreBatcher[Window] = ScoreBatcher(config.batch_size, config.batch_wait.seconds)
-        self._recent = RecentWindows(ctx.state_dir / ctx.instance, config.keep_windows)
+        # The window spec names the feature space of the windows kept: only an auto model keeps them.
+        identity = {"window": config.window.to_dict()} if config.model == "auto" else None
+        self._recent = RecentWindows(ctx.state_dir / ctx.instance, config.keep_windows, identity)
         """Recent normal windows' summaries as compact JSON lines, what the training child reads: in files,
         since a full `keep_windows` in memory would be ~10 MB on top of the daemon (see RecentWindows)."""
         self._learn_start: float | None = None
         self._learn_end = 0.0
+        self._learned_s = 0.0
+        """Event time learned by earlier processes (from the windows they left), added to this one's."""
         self._training: _Training | None = None
         self._next_retrain: float | None = None
         self._failures = 0
@@ -171,7 +183,8 @@ class IForestDetector:
         else:
             self._state = ctx.plugin_state_dir()
             self._recurring = RecurringCauses(self._state / RECURRING_FILE, config.learn_recurring,
-                                              config.recurring_gap.seconds)
+                                              config.recurring_gap.seconds, keep_held=self._recent.carried is not None)
+            self._carry_over()
             self._resume()
         # Features and evidence read each window's summary: its panes never keep per-record lists.
         self._windows = TaggedWindowers(self.spec, lists=False)
@@ -214,6 +227,39 @@ class IForestDetector:
             malloc.trim()
         return True
 
+    def _carry_over(self) -> None:
+        """What the previous process left with its windows: how long it had learned, and the template names
+        its windows carried (newer than any bundle's)."""
+        carried = self._recent.carried or {}
+        learned = carried.get("learned_s")
+        if self._recent.kept and isinstance(learned, int | float) and 0.0 < learned < float("inf"):
+            self._learned_s = float(learned)
+        names = carried.get("templates")
+        if isinstance(names, dict):
+            for tid, text in names.items():
+                with contextlib.suppress(ValueError):
+                    if isinstance(text, str):
+                        self._names[int(tid)] = text
+
+    def _save_carried(self) -> None:
+        # This process's span began `_learned_s` before its first window, so it already holds the carried part.
+        learned = self._learn_end - self._learn_start if self._learn_start is not None else self._learned_s
+        self._recent.save({"learned_s": learned if self.model is None else 0.0,
+                           "templates": {str(tid): text for tid, text in self._names.items()}})
+
+    def _retrain_delay(self, model: WindowModel) -> float:
+        """Seconds until the next retraining: `retrain_every` after the bundle was trained. From the restart
+        instead when no windows were kept to retrain on (a retraining on the first few windows after it would
+        replace a model learned over days with one learned over minutes)."""
+        every = self.config.retrain_every.seconds if self.config.retrain_every else 0.0
+        if not self._recent.kept:
+            return every
+        try:
+            created = _dt.datetime.fromisoformat(str(model.bundle.manifest.get("created"))).timestamp()
+        except (ValueError, TypeError, OverflowError):
+            return every
+        return min(every, max(0.0, every - (self.ctx.clock.time() - created)))
+
     def _resume(self) -> None:
         current = self._state / CURRENT_FILE
         if not current.exists():
@@ -233,7 +279,7 @@ class IForestDetector:
                 self._names.seed(self.model.bundle)
                 self._seq = _seq_of(name)
                 if self.config.retrain_every:
-                    self._next_retrain = self.ctx.clock.monotonic() + self.config.retrain_every.seconds
+                    self._next_retrain = self.ctx.clock.monotonic() + self._retrain_delay(self.model)
                 log.info("model_resumed", path=str(self._state / name))
                 return
 
@@ -367,6 +413,9 @@ class IForestDetector:
             self._training.proc.terminate()
             self._training.proc.wait()
             self._training = None
+        if self.auto:
+            self._save_carried()
+            self._recurring.save()
         self._recent.close()
         return out
 
@@ -379,7 +428,7 @@ class IForestDetector:
             for w in windows:
                 self._recent.append(_compact(summarize(w).to_dict()))
                 if self._learn_start is None:
-                    self._learn_start = w.start
+                    self._learn_start = w.start - self._learned_s
                 self._learn_end = max(self._learn_end, w.end)
             self._maybe_train()
             return []

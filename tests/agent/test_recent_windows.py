@@ -1,5 +1,6 @@
-"""Recent windows for retraining live in files: the last `limit` survive rotations, a torn line is skipped,
-a write that fails is counted and never raises into the detector."""
+"""Recent windows for retraining live in files: the last `limit` survive rotations and restarts (of the same
+window spec), a torn line is skipped and then trimmed, a write that fails is counted and never raises into
+the detector."""
 
 from __future__ import annotations
 
@@ -34,13 +35,38 @@ def test_a_torn_last_line_and_a_vanished_segment_are_skipped(tmp_path: Path) -> 
     assert [w["counts"]["1"] for w in read_recent([str(tmp_path / PREVIOUS), *recent.files()], 10)] == [0, 1, 2]
 
 
-def test_a_new_process_starts_without_the_last_ones_windows(tmp_path: Path) -> None:
-    first = RecentWindows(tmp_path, limit=2)
-    for i in range(5):
+SPEC = {"window": {"type": "sliding", "size": 60.0, "step": 10.0}}
+
+
+def test_a_new_process_keeps_the_last_ones_windows_and_what_it_saved_with_them(tmp_path: Path) -> None:
+    first = RecentWindows(tmp_path, limit=4, identity=SPEC)
+    assert first.kept == 0 and first.carried is None
+    for i in range(7):  # one rotation: the previous segment holds 4, the current 3
+        first.append(line(i))
+    first.save({"learned_s": 70.0})
+    first.close()
+    with open(tmp_path / CURRENT, "a") as fh:
+        fh.write('{"counts":{"1"')  # a crash mid-write
+    again = RecentWindows(tmp_path, limit=4, identity=SPEC)
+    assert again.kept == len(again) == 4 and again.carried == {"learned_s": 70.0}
+    again.append(line(7))  # starts a whole line: the torn one was cut off
+    assert [w["counts"]["1"] for w in read_recent(again.files(), 4)] == [4, 5, 6, 7]
+    assert (tmp_path / CURRENT).read_text().count("\n") == 4
+    again.close()
+
+
+def test_windows_of_another_spec_or_without_one_are_discarded(tmp_path: Path) -> None:
+    first = RecentWindows(tmp_path, limit=5, identity=SPEC)
+    for i in range(3):
         first.append(line(i))
     first.close()
-    again = RecentWindows(tmp_path, limit=2)
-    assert len(again) == 0 and again.files() == []
+    other = {"window": {"type": "sliding", "size": 300.0, "step": 10.0}}
+    changed = RecentWindows(tmp_path, limit=5, identity=other)  # another feature space: not comparable
+    assert changed.kept == len(changed) == 0 and changed.files() == [] and changed.carried is None
+    changed.append(line(9))
+    changed.close()
+    unnamed = RecentWindows(tmp_path, limit=5)  # no identity: nothing is kept (a bundle-serving detector)
+    assert len(unnamed) == 0 and unnamed.files() == []
 
 
 def test_a_failing_write_is_counted_not_raised(tmp_path: Path) -> None:

@@ -1,5 +1,5 @@
 """Recurring causes: episodes are counted apart by the gap, held windows are handed back once a cause has
-recurred, and the counts survive a restart."""
+recurred, and the counts and held windows survive a restart."""
 
 from __future__ import annotations
 
@@ -61,22 +61,38 @@ def test_held_windows_are_capped(tmp_path: Path) -> None:
     assert got.learn == [f"w{k}" for k in range(recurring.MAX_HELD)] + ["last"]
 
 
-def test_episode_counts_survive_a_restart_and_a_bad_file_is_set_aside(tmp_path: Path) -> None:
+def test_episode_counts_and_held_windows_survive_a_restart_and_a_bad_file_is_set_aside(tmp_path: Path) -> None:
     path = tmp_path / "recurring.json"
     first = RecurringCauses(path, after=3, gap=HOUR)
     first.flagged(("+77",), 0.0, "a")
-    first.flagged(("+77",), 24 * HOUR, "b")
+    first.flagged(("+77",), 24 * HOUR, "b")  # saved with the new episode: "a"; "b" only by the stop's save
+    first.save()
     restarted = RecurringCauses(path, after=3, gap=HOUR)
     assert restarted.episodes(("+77",)) == 2
     got = restarted.flagged(("+77",), 24 * HOUR + 60.0, "c")  # the same episode as before the restart
     assert got.episodes == 2 and got.learn == []
     got = restarted.flagged(("+77",), 48 * HOUR, "d")
-    assert got.episodes == 3 and got.learn == ["c", "d"] and got.first  # held windows do not outlive the process
+    assert got.episodes == 3 and got.learn == ["a", "b", "c", "d"] and got.first
+
+    path.write_text(json.dumps({"kind": recurring.STATE_KIND, "format_version": 1, "causes": [[["+1"], 2, 0.0]]}))
+    older = RecurringCauses(path, after=3, gap=HOUR)  # the format before held windows were saved
+    assert older.episodes(("+1",)) == 2 and older.flagged(("+1",), 24 * HOUR, "x").learn == ["x"]
 
     path.write_text(json.dumps({"kind": recurring.STATE_KIND, "format_version": 1, "causes": [[["+1"], "x", 0]]}))
     fresh = RecurringCauses(path, after=3, gap=HOUR)
     assert fresh.episodes(("+1",)) == 0
     assert not path.exists() and list(tmp_path.glob("recurring.json.rejected-*"))
+
+
+def test_held_windows_are_dropped_with_the_recent_windows_they_would_join(tmp_path: Path) -> None:
+    """A changed window spec discards the recent windows; windows held to join them are of the old spec too."""
+    path = tmp_path / "recurring.json"
+    first = RecurringCauses(path, after=2, gap=HOUR)
+    first.flagged(("+77",), 0.0, "a")
+    first.save()
+    again = RecurringCauses(path, after=2, gap=HOUR, keep_held=False)
+    assert again.episodes(("+77",)) == 1
+    assert again.flagged(("+77",), 24 * HOUR, "b").learn == ["b"]
 
 
 def test_the_cause_flagged_longest_ago_makes_room(tmp_path: Path) -> None:

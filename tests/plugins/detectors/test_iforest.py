@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import contextlib
+import datetime as _dt
 import json
 import random
 import resource
 from collections.abc import Callable, Iterator
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import pytest
@@ -180,6 +181,66 @@ def test_self_baselines_in_a_child_process_and_hot_swaps(
     again.close()
 
 
+def test_a_restart_during_learning_carries_on_where_it_stopped(tmp_path: Path) -> None:
+    """Ten minutes of learning, a stop at five, a restart an hour later: five more minutes finish it, on the
+    windows of both processes. (Before, the restart started the ten minutes over, on its own windows.)"""
+    config = IForestConfig(window=SESSION, learn_for=Duration(600.0), min_learn_windows=20, n_estimators=20)
+    c = PluginContext(instance="detector.iforest.0", state_dir=tmp_path, host="h", clock=ManualClock())
+    first = IForestDetector(config, c)
+    rnd = random.Random(3)
+    feed_normal(first, rnd, 0.0, 16)  # sessions 20 s apart: 308 s of learning
+    assert first.stats()["trainings"] == 0 and first.stats()["recent_windows"] == 16
+    first.close()
+
+    again = IForestDetector(config, c)
+    assert again.stats()["recent_windows"] == 16
+    t = feed_normal(again, rnd, 3600.0, 15, first=100)  # 3600..3888: 596 s with the first process's 308
+    assert again.stats()["trainings"] == 0
+    feed_normal(again, rnd, t, 1, first=200)
+    assert again.stats()["trainings"] == 1 and again.stats()["recent_windows"] == 32
+    train_doc = json.loads((c.plugin_state_dir() / "train-windows.json").read_text())
+    assert len(read_recent(train_doc["window_files"], train_doc["max_windows"])) == 32
+    again.close()
+
+
+def _resumable_bundle(state: Path, created: float) -> None:
+    """A bundle the instance resumes at start, trained at `created` (wall time)."""
+    rnd = random.Random(0)
+    windows = [Window("hdfs", str(i), 0.0, 0.0, events=normal_events(rnd)) for i in range(150)]
+    model, manifest = build_bundle(windows, SESSION, ForestOptions(n_estimators=20), command="test")
+    manifest["created"] = _dt.datetime.fromtimestamp(created, _dt.UTC).isoformat(timespec="seconds")
+    write_bundle(state / "bundle-000001", model, manifest)
+    (state / "current.json").write_text(json.dumps({"current": "bundle-000001", "previous": None}))
+
+
+@pytest.mark.parametrize("kept", [True, False])
+def test_the_retrain_schedule_runs_from_the_bundles_training_not_from_the_restart(tmp_path: Path, kept: bool) -> None:
+    """A bundle trained 50 minutes before a restart is retrained 10 minutes after it (hourly schedule), on the
+    windows kept; a daemon restarted more often than `retrain_every` would otherwise never retrain. Without
+    kept windows the schedule starts over: a retraining on the first few windows after the restart would
+    replace a model learned over days with one learned over minutes."""
+    trained = 1_700_000_000.0
+    config = IForestConfig(window=SESSION, min_learn_windows=20, n_estimators=20, retrain_every=Duration(3600.0))
+    c = PluginContext(instance="detector.iforest.0", state_dir=tmp_path, host="h", clock=ManualClock(trained + 600.0))
+    _resumable_bundle(c.plugin_state_dir(), trained)
+    first = IForestDetector(config, c)
+    assert first.model is not None
+    rnd = random.Random(5)
+    t = feed_normal(first, rnd, 0.0, 25)
+    first.close()
+    assert first.stats()["scored"] == 25 and first.stats()["trainings"] == 0
+    if not kept:
+        (c.plugin_state_dir() / "recent-windows.meta.json").unlink()
+
+    clock = ManualClock(trained + 3000.0)
+    again = IForestDetector(config, replace(c, clock=clock))
+    assert again.stats()["recent_windows"] == (25 if kept else 0)
+    clock.advance(601.0)
+    feed_normal(again, rnd, t, 25 if not kept else 1, first=100)
+    assert again.stats()["trainings"] == (1 if kept else 0)
+    again.close()
+
+
 def test_on_the_records_time_the_training_child_is_waited_for(tmp_path: Path) -> None:
     """A replay reads hours of log in the seconds a training takes: those windows must be scored by the
     model as they would be live, not skipped because the child was still running."""
@@ -332,7 +393,7 @@ def test_a_pattern_flagged_in_three_separate_episodes_is_learned(tmp_path: Path)
     assert paged == [1, 2, 3]
     assert det.stats()["recurring_learned"] >= 3 and det.stats()["trainings"] == 2
     assert json.loads((tmp_path / "on" / "detector.iforest.0" / "recurring.json").read_text())["causes"] == [
-        [["+77"], 3, pytest.approx(1_700_000_000.0 + 3 * 5400 + 60, abs=40)]]
+        [["+77"], 3, pytest.approx(1_700_000_000.0 + 3 * 5400 + 60, abs=40), []]]  # none held: all learned
     off, _ = nightly_pages(tmp_path / "off", learn_recurring=0)
     assert off == [1, 2, 3, 4, 5]
 
