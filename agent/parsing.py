@@ -96,11 +96,13 @@ class ParseStage:
 
     @classmethod
     def from_section(
-        cls, section: ParserSection, registry: Registry, snapshot: Path | None = None
+        cls, section: ParserSection, registry: Registry, snapshot: Path | None = None, *, keep_fields: bool = True
     ) -> ParseStage:
+        """`keep_fields` false: no later stage reads `Record.fields`, so the parser need not build them."""
         plugin = registry.get(Kind.PARSER, section.name)
         state_dir = snapshot.parent if snapshot is not None else Path(".")
-        ctx = PluginContext(instance=f"parser.{section.name}.0", state_dir=state_dir, host=socket.gethostname())
+        ctx = PluginContext(instance=f"parser.{section.name}.0", state_dir=state_dir, host=socket.gethostname(),
+                            keep_fields=keep_fields)
         parser = plugin(section.config, ctx)
         drain_config = section.drain if isinstance(section.drain, DrainConfig) else DrainConfig()
         return cls(parser, load_drain(snapshot, drain_config))

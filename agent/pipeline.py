@@ -26,7 +26,7 @@ import structlog
 
 from agent.clock import Clock, SystemClock
 from agent.config import Config, DetectorSection, InputSection, OutputSection
-from agent.plugin import Detector, Input, Kind, Output, PluginContext
+from agent.plugin import Detector, Input, Kind, Output, PluginContext, reads_fields
 from agent.registry import Registry
 from agent.stages import BoundedQueue, QueueClosed, tag_matches
 from agent.types import Alert, Record, Score, event_times
@@ -145,12 +145,6 @@ class Pipeline:
         if inputs is None:
             inputs = [(s, self._make(Kind.INPUT, s.name, s.config, s.index, registry, tag=s.tag)) for s in config.inputs]
         self.inputs: list[tuple[InputSection, Input]] = list(inputs)
-        self.parsers: list[ParseStage] = []
-        self.snapshot_paths: list[Path] = []
-        for section, _ in self.inputs:
-            snap = self.state_dir / f"drain.{section.tag}.{section.index}.json"
-            self.snapshot_paths.append(snap)
-            self.parsers.append(ParseStage.from_section(section.parser, registry, snap))
         self.detectors: list[tuple[DetectorSection, Detector]] = [
             (s, self._make(Kind.DETECTOR, s.name, s.config, s.index, registry)) for s in config.detectors
         ]
@@ -159,6 +153,13 @@ class Pipeline:
         ]
         alert_outputs = [(f"output.{s.name}.{s.index}", s.match, o) for s, o in self.outputs if s.stream == "alerts"]
         self.record_outputs = [(s, o) for s, o in self.outputs if s.stream == "records"]
+        self.parsers: list[ParseStage] = []
+        self.snapshot_paths: list[Path] = []
+        for section, _ in self.inputs:
+            snap = self.state_dir / f"drain.{section.tag}.{section.index}.json"
+            self.snapshot_paths.append(snap)
+            keep = self._fields_read(section.tag)
+            self.parsers.append(ParseStage.from_section(section.parser, registry, snap, keep_fields=keep))
         self.router = AlertRouter(svc.alerts, alert_outputs, self.state_dir / "alerts.sqlite", self.host, self.clock)
         self._last_snapshot = self.clock.monotonic()
         self._last_tick = self.clock.monotonic()
@@ -168,6 +169,13 @@ class Pipeline:
         detectors and the router cost ~50 µs, half a microsecond a line with 100-line batches)."""
         self._snapshot_records = 0
         """`stats.records` at the last snapshot: an idle tree is not written again."""
+
+    def _fields_read(self, tag: str) -> bool:
+        """Whether any stage that gets this tag's records reads their `fields`: a records output, or a detector
+        that reads them (a session window keyed by a field) or does not say (`agent.plugin.reads_fields`)."""
+        return any(tag_matches(s.match, tag) for s, _ in self.record_outputs) or any(
+            tag_matches(s.match, tag) and reads_fields(det) for s, det in self.detectors
+        )
 
     def _make(self, kind: Kind, name: str, config: Any, index: int, registry: Registry, tag: str = "") -> Any:
         cls = registry.get(kind, name)

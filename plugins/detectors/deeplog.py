@@ -61,6 +61,7 @@ class DeepLogDetector:
         self.counters = SequenceStats()
         self.model: WindowModel = open_window_model(load_bundle(Path(config.model), expected_detector=self.name))
         self.spec = self.model.bundle.window
+        self.reads_fields = self.spec.key_field is not None  # a session keyed by a field reads Record.fields
         self.threshold = config.threshold_override if config.threshold_override is not None else self.model.threshold
         self._windows = TaggedWindowers(self.spec)
         self._batcher: ScoreBatcher[Window] = ScoreBatcher(config.batch_size, config.batch_wait.seconds)

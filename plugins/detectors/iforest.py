@@ -148,6 +148,8 @@ def _compact(doc: dict[str, Any]) -> str:
 
 class IForestDetector:
     name: ClassVar[str] = "iforest"
+    reads_fields: bool
+    """Only a session window keyed by a field reads `Record.fields` (the pipeline asks, see PluginContext)."""
     config_class: ClassVar[type[IForestConfig]] = IForestConfig
 
     def __init__(self, config: IForestConfig, ctx: PluginContext) -> None:
@@ -188,6 +190,7 @@ class IForestDetector:
             self._resume()
         # Features and evidence read each window's summary: its panes never keep per-record lists.
         self._windows = TaggedWindowers(self.spec, lists=False)
+        self.reads_fields = self.spec.key_field is not None
 
     @staticmethod
     def preflight(config: IForestConfig) -> list[tuple[str, str]]:

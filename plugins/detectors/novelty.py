@@ -56,6 +56,7 @@ class NoveltyStats:
 
 class NoveltyDetector:
     name: ClassVar[str] = "novelty"
+    reads_fields: ClassVar[bool] = False
     config_class: ClassVar[type[NoveltyConfig]] = NoveltyConfig
 
     def __init__(self, config: NoveltyConfig, ctx: PluginContext) -> None:

@@ -122,6 +122,7 @@ class _Template:
 
 class ParamsDetector:
     name: ClassVar[str] = "params"
+    reads_fields: ClassVar[bool] = False
     config_class: ClassVar[type[ParamsConfig]] = ParamsConfig
 
     def __init__(self, config: ParamsConfig, ctx: PluginContext) -> None:

@@ -108,6 +108,7 @@ class _Key:
 
 class VolumeDetector:
     name: ClassVar[str] = "volume"
+    reads_fields: ClassVar[bool] = False
     config_class: ClassVar[type[VolumeConfig]] = VolumeConfig
 
     def __init__(self, config: VolumeConfig, ctx: PluginContext) -> None:

@@ -49,8 +49,9 @@ class AutoParser:
 
     def __init__(self, config: AutoConfig | None = None, ctx: PluginContext | None = None) -> None:
         self.config = config or AutoConfig()
-        self._json = JsonParser()
-        self._logfmt = LogfmtParser()
+        self._json = JsonParser(None, ctx)
+        self._logfmt = LogfmtParser(None, ctx)
+        self._fields = ctx is None or ctx.keep_fields
 
     def parse(self, raw: str) -> Header | None:
         head = raw[:1]
@@ -65,7 +66,7 @@ class AutoParser:
         m = _SYSLOG.match(raw)
         if m is not None:
             return Header(message=m.group("message"), time=parse_time(m.group("time")),
-                          component=m.group("component"), fields={"host": m.group("host")})
+                          component=m.group("component"), fields={"host": m.group("host")} if self._fields else None)
         m = _PREFIX.match(raw)
         if m is None or (m.group("time") is None and m.group("level") is None):
             return Header(message=raw)

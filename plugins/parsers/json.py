@@ -33,6 +33,7 @@ class JsonParser:
         self._level = (config.level_key, "severity", "lvl", "level")
         self._time = (config.time_key, "ts", "timestamp", "@timestamp", "time")
         self._component = (config.component_key, "component", "logger")
+        self._fields = ctx is None or ctx.keep_fields
 
     def parse(self, raw: str) -> Header | None:
         text = raw.strip()
@@ -64,8 +65,9 @@ class JsonParser:
         if key is not None:
             used.add(key)
             header.component = scalar_text(doc[key]) or None
-        fields = {k: scalar_text(v) for k, v in doc.items() if k not in used}
-        header.fields = fields or None
+        if self._fields:
+            fields = {k: scalar_text(v) for k, v in doc.items() if k not in used}
+            header.fields = fields or None
         return header
 
 

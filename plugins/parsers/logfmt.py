@@ -47,6 +47,7 @@ class LogfmtParser:
         self._level = (config.level_key, "level", "lvl", "severity")
         self._time = (config.time_key, "time", "ts", "timestamp")
         self._component = (config.component_key, "component", "logger", "caller")
+        self._fields = ctx is None or ctx.keep_fields
 
     def parse(self, raw: str) -> Header | None:
         found = pairs(raw)
@@ -72,6 +73,7 @@ class LogfmtParser:
             header.message = doc[msg_key]
         else:
             header.message = " ".join(raw[s:e] for k, _v, s, e in found if k not in used)
-        fields = {k: v for k, v in doc.items() if k not in used}
-        header.fields = fields or None
+        if self._fields:
+            fields = {k: v for k, v in doc.items() if k not in used}
+            header.fields = fields or None
         return header

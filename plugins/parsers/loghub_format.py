@@ -80,7 +80,8 @@ class FormatParser:
         names = list(self._regex.groupindex)
         at = {n: i for i, n in enumerate(names)}
         self._time_at = [at[n] for n in names if n in _TIME_FIELDS]
-        self._extra_at = [(n, at[n]) for n in names if n not in _TIME_FIELDS and n not in ("Content", "Level", "Component")]
+        keep = ctx is None or ctx.keep_fields  # when no stage reads them, the other fields are not kept
+        self._extra_at = [(n, at[n]) for n in names if keep and n not in _TIME_FIELDS and n not in ("Content", "Level", "Component")]
         self._content_at = at["Content"]
         self._level_at = at.get("Level", -1)
         self._component_at = at.get("Component", -1)

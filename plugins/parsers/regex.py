@@ -41,6 +41,8 @@ class RegexParser:
         self.config = config
         self._regex = compile_pattern(config.pattern)
         self._roles = {n: _ROLES.get(n.lower(), "") for n in self._regex.groupindex}
+        if ctx is not None and not ctx.keep_fields:  # other groups are matched, not kept
+            self._roles = {n: role or "skip" for n, role in self._roles.items()}
 
     @staticmethod
     def preflight(config: RegexConfig) -> list[tuple[str, str]]:
@@ -68,7 +70,7 @@ class RegexParser:
                 header.level = normalize_level(value)
             elif role == "component":
                 header.component = value or None
-            else:
+            elif role == "":
                 fields[name] = value
         header.fields = fields or None
         return header

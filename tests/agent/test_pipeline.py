@@ -192,3 +192,68 @@ def test_a_started_pipeline_raises_only_the_young_generation_gc_threshold(
         assert gc.get_threshold() == (GC_THRESHOLD, *saved[1:])
     finally:
         gc.set_threshold(*saved)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class FieldsProbeConfig:
+    reads: str = "unsaid"
+    """"yes" or "no" sets the detector's `reads_fields`; "unsaid" leaves it out, as a third-party detector may."""
+
+
+class FieldsProbe:
+    name: ClassVar[str] = "fields_probe"
+    config_class: ClassVar[type[FieldsProbeConfig]] = FieldsProbeConfig
+
+    def __init__(self, config: FieldsProbeConfig, ctx: PluginContext) -> None:
+        if config.reads != "unsaid":
+            self.reads_fields = config.reads == "yes"
+        self.fields: list[dict[str, str] | None] = []
+
+    def observe(self, records: Sequence[Record]) -> list[Score]:
+        self.fields += [r.fields for r in records]
+        return []
+
+    def tick(self, now: float) -> list[Score]:
+        return []
+
+    def close(self) -> list[Score]:
+        return []
+
+
+@pytest.mark.parametrize(("reads", "records_output", "kept"), [
+    ("no", False, False), ("yes", False, True), ("unsaid", False, True), ("no", True, True),
+])
+def test_fields_are_built_only_when_a_stage_reads_them(
+    tmp_path: Path, running: list[Pipeline], reads: str, records_output: bool, kept: bool
+) -> None:
+    """The header's other fields (here `<Request>`) cost a dict per line: a parser leaves them out when no
+    detector or records output that gets the tag reads them, and a detector that does not say counts as one."""
+    (tmp_path / "logs").mkdir()
+    (tmp_path / "logs" / "app.log").write_text(
+        "".join(f"2026-11-28 10:00:{i:02d} INFO api req={i} request served\n" for i in range(10)))
+    output = f"  outputs:\n    - name: file\n      stream: records\n      path: {tmp_path / 'records.jsonl'}\n"
+    cfg = tmp_path / "logwarden.yaml"
+    cfg.write_text(f"""\
+service:
+  state_dir: {tmp_path / 'state'}
+pipeline:
+  inputs:
+    - name: tail
+      tag: app
+      path: [{tmp_path / 'logs'}/*.log]
+      read_from: beginning
+      parser: {{format: '<Date> <Time> <Level> <Component> <Request> <Content>'}}
+  detectors:
+    - name: fields_probe
+      match: app
+      reads: "{reads}"
+{output if records_output else ""}""")
+    reg = Registry.default(entry_points=False)
+    reg.entries.update(Registry.from_classes((Kind.DETECTOR, FieldsProbe)).entries)
+    p = Pipeline(load_config(cfg, reg), reg)
+    p.start()
+    running.append(p)
+    det = p.detectors[0][1]
+    assert isinstance(det, FieldsProbe)
+    wait_for(lambda: len(det.fields) == 10, timeout=10, what="all records observed")
+    assert det.fields == ([{"Request": f"req={i}"} for i in range(10)] if kept else [None] * 10)
