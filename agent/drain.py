@@ -36,9 +36,10 @@ from itertools import repeat
 from pathlib import Path
 from typing import Any, NamedTuple, cast
 
-from agent.drain_fit import DIGITS_AS_ZERO, Cut, Fit, FitIndex, cutter, digit_free, spans_of
+from agent.drain_fit import DIGITS_AS_ZERO, Fit, FitIndex, cutter, digit_free, spans_of
 from agent.masking import GLUE, MASK_RE, VAR, WILD, tokenize
 from agent.schema import opt
+from agent.types import Cut
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -86,6 +87,16 @@ class Match(NamedTuple):
     change: ChangeType
     member_id: int = -1
     """The tree cluster the message joined; differs from `cluster_id` inside a post-merged group."""
+
+
+class Deferred(NamedTuple):
+    """A `Match` whose params may still be the cut that takes them out of the message (`add_deferred`)."""
+
+    cluster_id: int
+    template: str
+    params: tuple[str, ...] | Cut
+    change: ChangeType
+    member_id: int = -1
 
 
 _new_match = cast(Callable[[type[Match], tuple[int, str, tuple[str, ...], ChangeType, int]], Match], tuple.__new__)
@@ -457,7 +468,7 @@ class Drain:
             self.counters.lines += 1
             owner = self._owners.get(c.key) or self._claim(c)
             return _new_match(Match, (owner.id, c.template, hit.cut(message), _NONE, c.id))
-        return self._add_fitting((message,))[0]
+        return self._add_fitting((message,), defer=False)[0]
 
     def add_many(self, messages: Iterable[str]) -> list[Match]:
         """`add` for a batch, as the parse stage feeds it: the fast paths run inline with their state
@@ -466,10 +477,19 @@ class Drain:
         batch = messages if isinstance(messages, list | tuple) else list(messages)
         if batch and max(map(len, batch)) > self._cap:  # rare: over-long lines skip the fast paths
             return [self.add(m) for m in batch]
-        return self._add_fitting(batch)
+        return self._add_fitting(batch, defer=False)
 
-    def _add_fitting(self, batch: Sequence[str]) -> list[Match]:
-        """`add_many` for lines no longer than `max_message_chars`."""
+    def add_deferred(self, messages: list[str]) -> list[Deferred]:
+        """`add_many` that leaves the params of a line the key cache answers as the cut to apply to its
+        message (`Record.params` applies it when read): most lines' params are never read, and cutting them
+        all cost the live daemon a tenth of its CPU."""
+        if messages and max(map(len, messages)) > self._cap:
+            return cast(list[Deferred], [self.add(m) for m in messages])
+        return cast(list[Deferred], self._add_fitting(messages, defer=True))
+
+    def _add_fitting(self, batch: Sequence[str], *, defer: bool) -> list[Match]:
+        """`add_many` for lines no longer than `max_message_chars`; with `defer`, a key hit's params are its
+        cut (so the list holds `Deferred` values: `add_deferred` says so)."""
         st = self.counters
         keys = self._keys
         owners = self._owners.get
@@ -497,6 +517,8 @@ class Drain:
                             cut = self._key_for(c, m.regs[1:], one_off=False)
                             if cut is not None:
                                 keys[key] = cut
+                elif defer:
+                    params = hit.cut  # type: ignore[union-attr,assignment]  # applied by Record.params
                 else:
                     params = hit.cut(message)  # type: ignore[union-attr]
                 if params is not None:

@@ -26,12 +26,13 @@ from __future__ import annotations
 import _sre  # type: ignore[import-not-found]
 import operator
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from itertools import starmap
 from re import _compiler, _constants, _parser  # type: ignore[attr-defined]
 from typing import TYPE_CHECKING, Any
 
 from agent.masking import VAR, WILD
+from agent.types import Cut
 
 if TYPE_CHECKING:
     from agent.drain import _Cluster
@@ -44,8 +45,6 @@ kept in one shared list instead."""
 CANDIDATES_PER_KEY = 32
 """Templates tried per looked-up word: a flood of near-identical new templates cannot make every line
 try them all (the rest still reach the tree)."""
-
-Cut = Callable[[str], tuple[str, ...]]
 
 _SPECIAL = {ord(ch): "\\" + ch for ch in "\\.^$*+?{}[]|()"}
 

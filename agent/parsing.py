@@ -120,11 +120,11 @@ class ParseStage:
                 self._parse_each(records)  # line by line, so only the line that fails is counted and kept whole
         else:
             self._parse_each(records)
-        matches = self.drain.add_many([rec.message for rec in records])
+        matches = self.drain.add_deferred([rec.message for rec in records])
         for rec, (cluster_id, template, params, _, _) in zip(records, matches, strict=True):
             rec.template_id = cluster_id  # unpacked: a Match field read by name costs a descriptor call
             rec.template = template
-            rec.params = params
+            rec._params = params  # a tuple, or the cut that Record.params applies when first read
         if members is not None:
             members.extend(m.member_id for m in matches)
         ids = list(map(_CLUSTER_ID, matches))

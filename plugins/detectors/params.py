@@ -216,11 +216,16 @@ class ParamsDetector:
             if tid < 0:
                 continue
             seen += 1
+            tpl = templates.get(tid)
+            if tpl is not None and tpl.skip and tpl.text == r.template:
+                # Sampled out before its params are read: a line's params are cut only when read (Record).
+                tpl.skip -= 1
+                passed += 1
+                continue
             params = r.params
             if not params:
                 continue
             n = len(params)
-            tpl = templates.get(tid)
             if tpl is None or tpl.n != (n if n < max_slots else max_slots) or tpl.text != r.template:
                 tpl = self._track(r)
                 if tpl is None:

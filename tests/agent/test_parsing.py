@@ -140,3 +140,18 @@ def test_the_format_parser_fills_a_batch_as_it_parses_one_line() -> None:
         got = None if rec.message == line else (rec.message, rec.time, rec.level, rec.component, rec.fields)
         assert got == (None if h is None else (h.message, h.time, h.level, h.component, h.fields))
     assert batch[0].fields == {"Pid": "77"} and batch[0].level == "WARN" and batch[2].message == "y z"
+
+
+def test_params_the_key_cache_answers_are_deferred_and_read_as_an_eager_tree_gives_them() -> None:
+    """Lines that repeat a learned shape get their params cut only when read; read, they are what
+    `Drain.add_many` (every param cut at once) gives for the same messages."""
+    section = _section("format", format="<Date> <Level> <Content>")
+    stage = ParseStage.from_section(section, Registry.default(entry_points=False))
+    lines = [f"2026-11-28T12:00:{i % 60:02d}Z INFO GET /api/v1/orders/{1000 + i * 7} status={200 + i % 3} in {i % 9}ms"
+             for i in range(300)] + ["2026-11-28T12:01:00Z WARN disk <*> full on sda1"]
+    records = stage.process(_records(*lines))
+    deferred = [r for r in records if not isinstance(r._params, tuple)]
+    assert len(deferred) > 250  # the key cache answers nearly every repeat of the shape
+    eager = Drain(DrainConfig()).add_many([r.message for r in records])
+    assert [r.params for r in records] == [m.params for m in eager]
+    assert all(isinstance(r._params, tuple) for r in records)  # each cut once, then kept

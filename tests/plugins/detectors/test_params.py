@@ -389,3 +389,26 @@ def test_two_rare_statuses_in_a_quiet_bucket_do_not_page_but_a_real_share_shift_
     (score,) = scores
     assert score.start == end + 60.0 and score.evidence.params["category"] == "503"
     assert score.evidence.params["count"] == "8"
+
+
+def test_records_sampled_out_are_never_cut(tmp_path: Path) -> None:
+    """Past `sample_after`, the records a busy template's slots pass over never have their params cut: the
+    parse stage defers the cut (`Record.params`), and most lines' params are never read."""
+    det = ParamsDetector(ParamsConfig(learn_for=Duration(0.0), sample_after=50, sample_every=8), ctx(tmp_path))
+    cuts = 0
+
+    def cut(message: str) -> tuple[str, ...]:
+        nonlocal cuts
+        cuts += 1
+        return (message.split()[1],)
+
+    records = []
+    for i in range(2000):
+        text = f"took {i % 40 + 10}ms"
+        rec = Record(tag="app", source="s", raw=text, time=1000.0 + i * 0.01, template_id=1, template="took <*>",
+                     message=text)
+        rec._params = cut
+        records.append(rec)
+    feed(det, records)
+    assert 50 + 1950 / 16 < cuts < 50 + 1950 / 4  # about one in eight past the first 50, not all 2,000
+    assert det.counters.records == 2000
