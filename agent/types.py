@@ -88,8 +88,8 @@ class Record:
         p = self._params
         if isinstance(p, tuple):
             return p
-        self._params = cut = p(self.message)
-        return cut
+        self._params = values = p(self.message)
+        return values
 
     @params.setter
     def params(self, value: tuple[str, ...]) -> None:
