@@ -160,8 +160,10 @@ class IForestDetector:
         self.model: WindowModel | None = None
         self.spec = config.window
         self._batcher: ScoreBatcher[Window] = ScoreBatcher(config.batch_size, config.batch_wait.seconds)
-        # The window spec names the feature space of the windows kept: only an auto model keeps them.
-        identity = {"window": config.window.to_dict()} if config.model == "auto" else None
+        # The window spec names the feature space of the windows kept (only an auto model keeps them); how many
+        # windows may be open and how many sample lines each keeps change no count, so they do not discard them.
+        spec = {k: v for k, v in config.window.to_dict().items() if k not in ("max_open", "max_samples")}
+        identity = {"window": spec} if config.model == "auto" else None
         self._recent = RecentWindows(ctx.state_dir / ctx.instance, config.keep_windows, identity)
         """Recent normal windows' summaries as compact JSON lines, what the training child reads: in files,
         since a full `keep_windows` in memory would be ~10 MB on top of the daemon (see RecentWindows)."""

@@ -192,7 +192,8 @@ def test_a_restart_during_learning_carries_on_where_it_stopped(tmp_path: Path) -
     assert first.stats()["trainings"] == 0 and first.stats()["recent_windows"] == 16
     first.close()
 
-    again = IForestDetector(config, c)
+    evidence_only = replace(config, window=replace(SESSION, max_samples=5))  # changes no count: windows kept
+    again = IForestDetector(evidence_only, c)
     assert again.stats()["recent_windows"] == 16
     t = feed_normal(again, rnd, 3600.0, 15, first=100)  # 3600..3888: 596 s with the first process's 308
     assert again.stats()["trainings"] == 0
