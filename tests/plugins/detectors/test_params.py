@@ -195,6 +195,54 @@ def test_folded_counts_are_what_counting_each_value_on_arrival_gives() -> None:
     assert cat.cur == {"us": 2, "eu": 1, "ap": 1, OTHER: 2} and cat.sample_raw[OTHER] == "line 3"
 
 
+def _fold_by_hand(values: list[str], unit: str) -> tuple[dict[str, int], int, dict[str, str]]:
+    """What a numeric fold must give, value by value: `parse_number` and `to_bin`, bins in first-seen order."""
+    cur: dict[str, int] = {}
+    first: dict[str, str] = {}
+    for i, v in enumerate(values):
+        num = parse_number(v)
+        if num is not None:
+            b = str(to_bin(num[0], unit))
+            cur[b] = cur.get(b, 0) + 1
+            first.setdefault(b, f"line {i}")
+    return cur, sum(cur.values()), first
+
+
+_SHAPES: dict[str, Callable[[random.Random], str]] = {
+    "int": lambda r: str(r.randrange(1, 10**r.randint(1, 9))),
+    "decimal": lambda r: f"{r.random() * 10**r.randint(0, 6):.{r.randint(1, 3)}f}",
+    "negative": lambda r: str(-r.randrange(0, 5000)),
+    "exponent": lambda r: f"{r.randint(1, 9)}e{r.randint(-3, 12)}",
+    "ms": lambda r: f"{r.randrange(0, 90000)}ms",
+    "seconds": lambda r: f"{r.random() * 30:.2f}s",
+    "mb": lambda r: f"{r.randrange(1, 4096)}MB",
+    "percent": lambda r: f"{r.randrange(0, 100)}%",
+    "spaced": lambda r: f"{r.randrange(1, 999)} ms",
+    "odd": lambda r: r.choice(["", "n/a", "1e999", "12.", ".5ms", "1.2.3ms", "1_000", "٣٤", "5²", "0x1f", "-", "ms"]),
+}
+
+
+@settings(max_examples=40, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), shapes=st.lists(st.sampled_from(sorted(_SHAPES)), min_size=1, max_size=3),
+       odd_share=st.sampled_from([0.0, 0.0, 0.001, 0.2]), n=st.sampled_from([300, 2 * FOLD_AT + 7]),
+       unit=st.sampled_from(["", "duration", "size", "percent"]))
+def test_a_fold_of_many_values_bins_them_as_parse_number_and_to_bin_do(
+        seed: int, shapes: list[str], odd_share: float, n: int, unit: str) -> None:
+    """Many distinct values fold in C-level passes (one shape: all end in a digit, or all carry one unit);
+    any other mix goes value by value. Either way the bins, totals and first lines are what parsing and
+    binning each value on arrival gives — for every shape a slot meets, and the odd ones it must skip."""
+    r = random.Random(seed)
+    values = [_SHAPES["odd" if r.random() < odd_share else r.choice(shapes)](r) for _ in range(n)]
+    slot = Slot("x")
+    slot.kind, slot.unit = "numeric", unit
+    for i, v in enumerate(values):
+        slot.add(v, f"line {i}", 50, 20)
+    slot.fold(20)
+    cur, cur_n, first = _fold_by_hand(values, unit)
+    assert (list(slot.cur.items()), slot.cur_n, slot.sample_raw) == (list(cur.items()), cur_n, first)
+    assert slot.counts == {} and slot.firsts == {}
+
+
 def _state(det: ParamsDetector) -> dict[int, list[tuple[object, ...]]]:
     """Every slot's learning state, with the open bucket folded (one by one leaves raw values unfolded)."""
     for t in det._templates.values():
