@@ -6,6 +6,7 @@ import io
 import math
 import random
 import re
+import tempfile
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
@@ -399,6 +400,88 @@ def test_a_share_shift_fires_the_same_when_sampled(tmp_path: Path) -> None:
         fired.append(float(score.evidence.params["share"]))
         assert det._templates[7].counted == len(after) and det._templates[7].skip == 0
     assert fired[1] == 0.14 and abs(fired[0] - fired[1]) < 0.01
+
+
+def _bucket_by_hand(records: list[Record], kinds: dict[tuple[int, int], tuple[str, str]], gaps: list[int],
+                    classify_after: int, sample_after: int, max_categories: int) -> dict[tuple[int, int], object]:
+    """One bucket counted the way the detector's docs say, record by record in plain dicts: a template's
+    first `classify_after` records classify its slots (their values count with the classifying record as
+    first line), past `sample_after` a counted record weighs the next gap of the detector's table and stands
+    for the records of its template it passes over; then each slot folds in first-seen order."""
+    counted: Counter[int] = Counter()
+    skip: Counter[int] = Counter()
+    values: dict[tuple[int, int], dict[str, list[object]]] = {}  # value -> [weight, first line]
+    gap_at = 0
+    for r in records:
+        tid = r.template_id
+        if skip[tid]:
+            skip[tid] -= 1
+            continue
+        counted[tid] += 1
+        w = 1
+        if counted[tid] > sample_after:
+            w, gap_at = gaps[gap_at], gap_at + 1
+            skip[tid] = w - 1
+        for i, v in enumerate(r.params):
+            seen = values.setdefault((tid, i), {})
+            if counted[tid] < classify_after:
+                continue  # still classifying: counted when the classify_after-th record comes
+            if counted[tid] == classify_after:
+                for earlier in records:
+                    if earlier.template_id == tid:
+                        seen.setdefault(earlier.params[i], [0, r.raw])[0] += 1  # type: ignore[operator]
+                        if earlier is r:
+                            break
+                continue
+            seen.setdefault(v, [0, r.raw])[0] += w  # type: ignore[operator]
+    out: dict[tuple[int, int], object] = {}
+    for key, seen in values.items():
+        kind, unit = kinds[key]
+        cur: dict[str, int] = {}
+        first: dict[str, str] = {}
+        for v, (n, line) in seen.items():
+            if kind == "numeric":
+                num = parse_number(v)
+                if num is None:
+                    continue
+                b = str(to_bin(num[0], unit))
+            else:
+                b = v if v in cur or len(cur) - (OTHER in cur) < max_categories else OTHER
+            cur[b] = cur.get(b, 0) + int(n)  # type: ignore[call-overload]
+            first.setdefault(b, str(line))
+        out[key] = (list(cur.items()), sum(cur.values()), first)
+    return out
+
+
+@settings(max_examples=10, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(seed=st.integers(0, 2**32 - 1), batch=st.integers(1, 3000), sample_after=st.sampled_from([40, 900, 10**9]))
+def test_a_bucket_counts_what_counting_record_by_record_by_hand_gives(seed: int, batch: int, sample_after: int) -> None:
+    """What a bucket holds is what the plain record-by-record count of the docs gives, whatever the batches:
+    weights of sampled records, first lines, categories capped in first-seen order, FOLD_AT folds of a slot
+    of many distinct values, values counted while a slot classifies."""
+    r = random.Random(seed)
+    records = []
+    for i in range(9000):
+        tid = r.choice([1, 1, 1, 2, 3])
+        params = (f"{r.randrange(1, 5000) if tid == 1 else r.randrange(1, 40)}ms", r.choice("abcdefghij"[:3 + tid]),
+                  str(r.randrange(1, 10**6)))[:tid + 1]
+        records.append(Record(tag="app", source="s", raw=f"line {i}", time=1020.0 + i / 1000, template_id=tid,
+                              template=f"t{tid}" + " <*>" * len(params), params=params))
+    config = ParamsConfig(learn_for=Duration(0.0), classify_after=30, max_categories=4, sample_after=sample_after)
+    with tempfile.TemporaryDirectory() as tmp:
+        det = ParamsDetector(config, ctx(Path(tmp)))
+        for lo in range(0, len(records), batch):
+            det.observe(records[lo:lo + batch])
+    kinds = {(tid, i): (s.kind, s.unit) for tid, t in det._templates.items() for i, s in enumerate(t.slots)}
+    assert ("numeric", "duration") in kinds.values() and ("categorical", "") in kinds.values()
+    got = {}
+    for tid, t in det._templates.items():
+        for i, s in enumerate(t.slots):
+            s.fold(config.max_categories)
+            if s.kind != "skip":
+                got[(tid, i)] = (list(s.cur.items()), s.cur_n, s.sample_raw)
+    want = _bucket_by_hand(records, kinds, det._gaps, config.classify_after, sample_after, config.max_categories)
+    assert got == {k: v for k, v in want.items() if kinds[k][0] != "skip"}
 
 
 @pytest.mark.parametrize("halflife", [0.0, 30.0])
